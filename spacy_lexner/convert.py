@@ -1,0 +1,584 @@
+"""Read Chinese NER corpora and write them as spaCy ``.spacy`` DocBin files.
+
+Input formats (one ``Doc`` per sentence, one token per character):
+
+* ``bmes``: ``char<whitespace>TAG`` per line, blank line between sentences,
+  tags in BMES or BIOES (Resume NER).
+* ``bio``: the same layout with BIO tags (MSRA).
+* ``weibo``: ``TOKEN<TAB>TAG`` where TOKEN is the character followed by its
+  position inside a jieba word (``李0``, and ``p10`` for the 11th character of
+  a long word), BIO tags (Weibo NER). The position digits are dropped, and
+  a run of U+FFFD (how Weibo wrote an emoji it lost) becomes one U+FFFD.
+* ``cluener``: JSON lines ``{"text": ..., "label": {type: {mention:
+  [[start, end_inclusive], ...]}}}``. A record without ``"label"`` becomes a
+  doc with no entities (the unlabelled CLUENER test split).
+* ``auto``: picked by :func:`detect_format`.
+
+One tag parser serves all tagged formats: ``B-X``, ``I-X``/``M-X`` (inside;
+``I`` and ``M`` mean the same), ``E-X``, ``S-X`` and ``O``. An entity that is
+not closed by ``E-`` (BIO style) ends before the next tag that does not
+continue it, so BIO and BIOES/BMES files need no separate parsers.
+
+Repair rule (the only one): an inside or end tag (``I-X``, ``M-X``, ``E-X``)
+that does not continue an open entity of the same type -- at sentence start,
+after ``O``, after an ``E-``/``S-`` that closed an entity, or after a tag of a
+different type -- opens a new entity of type X at that position. So a stray
+``I-X``/``M-X`` is read as ``B-X`` and a stray ``E-X`` as ``S-X``. Each such
+tag counts as one repair (2 in Resume train, 10 in Weibo train, 4 in Weibo
+test). With ``strict=True`` the first such tag raises ``ConversionError``.
+
+Other bad input is always an error naming ``path:line``: an unknown tag
+(``X-PER``, ``B-``, ``PER``), a line without exactly two columns, a first
+column that is not one character (plus position digits for ``weibo``), a
+CLUENER span that does not match its mention, and bytes that are not UTF-8.
+A UTF-8 BOM, CRLF line ends, a missing final newline and any run of tabs and
+spaces between the columns are accepted. A line that starts with whitespace
+is read as ``<char><sep><tag>``, so a space or U+3000 character is kept as
+the character. Overlapping CLUENER spans keep the longer one; the dropped
+ones are counted and reported in a warning.
+"""
+import json
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+from spacy.tokens import Doc, DocBin
+from spacy.tokens import Span as SpacySpan
+from spacy.util import get_lang_class
+from spacy.vocab import Vocab, create_vocab
+
+Span = Tuple[int, int, str]
+Example = Tuple[List[str], List[Span]]
+PathLike = Union[str, Path]
+
+FORMATS = ("bmes", "bio", "weibo", "cluener", "auto")
+TAGGED_FORMATS = ("bmes", "bio", "weibo")
+SCHEMES = ("BIOES", "BMES", "BIO")
+# Suffixes that name a format and are dropped from the output file name;
+# anything else (e.g. Weibo's ".train") is kept so splits do not collide.
+KNOWN_SUFFIXES = (".bmes", ".bio", ".bioes", ".conll", ".txt", ".json", ".jsonl", ".tsv")
+UTF8_BOM = b"\xef\xbb\xbf"
+# How many non-blank lines detect_format looks at before deciding on "bio".
+DETECT_MAX_LINES = 5000
+
+# Weibo writes a lost non-BMP character (an emoji) as two U+FFFD; such a run
+# is read as one U+FFFD so that there is still one token per character.
+_WEIBO_TOKEN = re.compile(r"(\ufffd+|.)([0-9]+)\Z", re.DOTALL)
+# A line whose first column is itself whitespace: <char><digits?><sep><tag>.
+_SPACE_CHAR_LINE = re.compile(r"(\s\S*)\s+(\S+)\s*\Z")
+_TAG = re.compile(r"([BIMES])-(\S+)\Z")
+
+
+class ConversionError(ValueError):
+    """Input that cannot be converted; the message names path:line."""
+
+
+@dataclass
+class ConversionStats:
+    """Counts collected while reading one or more input files."""
+
+    n_docs: int = 0
+    n_chars: int = 0
+    n_ents: int = 0
+    labels: Counter = field(default_factory=Counter)
+    n_repaired: int = 0
+    n_dropped_overlaps: int = 0
+
+    def add(self, chars: Sequence[str], spans: Sequence[Span]) -> None:
+        self.n_docs += 1
+        self.n_chars += len(chars)
+        self.n_ents += len(spans)
+        self.labels.update(label for _, _, label in spans)
+
+
+# ---------------------------------------------------------------------------
+# Tags <-> spans (pure helpers, also used by the tagger)
+
+
+@lru_cache(maxsize=4096)  # a corpus has few distinct tags and millions of lines
+def parse_tag(tag: str) -> Tuple[str, str]:
+    """Split a tag into (prefix, label); prefix is one of B I E S O, with M
+    read as I.
+
+    tag (str): e.g. "B-PER", "M-ORG", "O".
+    RETURNS (Tuple[str, str]): ("O", "") for "O".
+    """
+    if tag == "O":
+        return "O", ""
+    match = _TAG.match(tag)
+    if match is None:
+        raise ValueError(
+            f"unknown tag {tag!r}: expected 'O' or B-, I-, M-, E-, S- followed "
+            f"by a label (BIO, BIOES or BMES)"
+        )
+    prefix, label = match.groups()
+    return ("I" if prefix == "M" else prefix), label
+
+
+def _decode(tags: Sequence[str]) -> Tuple[List[Span], List[int]]:
+    """Spans and the positions of repaired tags (see module docstring)."""
+    spans: List[Span] = []
+    repairs: List[int] = []
+    start, label = -1, ""
+    for i, tag in enumerate(tags):
+        prefix, tag_label = parse_tag(tag)
+        continues = start >= 0 and prefix in ("I", "E") and tag_label == label
+        if start >= 0 and not continues:
+            spans.append((start, i, label))
+            start = -1
+        if prefix == "O":
+            continue
+        if not continues:
+            if prefix in ("I", "E"):
+                repairs.append(i)
+            start, label = i, tag_label
+        if prefix in ("E", "S"):
+            spans.append((start, i + 1, label))
+            start = -1
+    if start >= 0:
+        spans.append((start, len(tags), label))
+    return spans, repairs
+
+
+def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> Tuple[List[Span], int]:
+    """Decode BIO / BIOES / BMES tags into (start, end_exclusive, label) spans.
+
+    tags (Sequence[str]): one tag per character.
+    strict (bool): raise on the first ill-formed tag instead of repairing it.
+    RETURNS (Tuple[List[Span], int]): the spans and the number of repaired tags.
+    """
+    spans, repairs = _decode(tags)
+    if strict and repairs:
+        i = repairs[0]
+        raise ConversionError(
+            f"ill-formed tag {tags[i]!r} at position {i}: it does not continue an "
+            f"open entity of the same type. Fix the data, or drop strict to read "
+            f"it as the start of a new entity."
+        )
+    return spans, len(repairs)
+
+
+def _check_spans(n: int, spans: Iterable[Span]) -> List[Span]:
+    ordered = sorted(spans)
+    prev_end = 0
+    for start, end, label in ordered:
+        if not (0 <= start < end <= n):
+            raise ValueError(f"span {(start, end, label)!r} is empty or outside 0..{n}")
+        if not label or any(c.isspace() for c in label):
+            raise ValueError(f"span {(start, end, label)!r} needs a label without whitespace")
+        if start < prev_end:
+            raise ValueError(f"span {(start, end, label)!r} overlaps the previous span")
+        prev_end = end
+    return ordered
+
+
+def spans_to_tags(n: int, spans: Iterable[Span], scheme: str = "BIOES") -> List[str]:
+    """Encode non-overlapping (start, end_exclusive, label) spans as tags.
+
+    n (int): sequence length.
+    spans (Iterable[Span]): entity spans; they must not overlap.
+    scheme (str): "BIOES", "BMES" (M instead of I) or "BIO".
+    RETURNS (List[str]): one tag per position.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}: use one of {SCHEMES}")
+    inside = "M" if scheme == "BMES" else "I"
+    tags = ["O"] * n
+    for start, end, label in _check_spans(n, spans):
+        if scheme != "BIO" and end - start == 1:
+            tags[start] = f"S-{label}"
+            continue
+        tags[start] = f"B-{label}"
+        for i in range(start + 1, end):
+            tags[i] = f"{inside}-{label}"
+        if scheme != "BIO":
+            tags[end - 1] = f"E-{label}"
+    return tags
+
+
+# ---------------------------------------------------------------------------
+# Reading files
+
+
+def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """(line number, text) for each line; decodes UTF-8 line by line so that
+    an encoding error can name its line. Splits on "\\n" only, since
+    str.splitlines would also split on characters such as U+2028 that can
+    occur as data.
+    """
+    with path.open("rb") as file_:
+        for lineno, raw in enumerate(file_, 1):
+            if lineno == 1:
+                if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                    raise ConversionError(
+                        f"{path}:1: file is UTF-16; convert it with "
+                        f"'iconv -f UTF-16 -t UTF-8 {path} > out'"
+                    )
+                if raw.startswith(UTF8_BOM):
+                    raw = raw[len(UTF8_BOM) :]
+            try:
+                text = raw.decode("utf8")
+            except UnicodeDecodeError as err:
+                raise ConversionError(
+                    f"{path}:{lineno}: not valid UTF-8 ({err.reason} at byte "
+                    f"{err.start} of the line). If the file is GBK, convert it with "
+                    f"'iconv -f GBK -t UTF-8 {path} > out'"
+                ) from None
+            if text.endswith("\n"):
+                text = text[:-1]
+            if text.endswith("\r"):
+                text = text[:-1]
+            yield lineno, text
+
+
+def _split_columns(line: str) -> Optional[Tuple[str, str]]:
+    if line[0].isspace():
+        match = _SPACE_CHAR_LINE.match(line)
+        return match.groups() if match else None  # type: ignore[return-value]
+    parts = line.split()
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def _parse_line(line: str, fmt: str, where: str) -> Tuple[str, str]:
+    """(char, tag) of one non-blank line of a tagged file."""
+    columns = _split_columns(line)
+    if columns is None:
+        raise ConversionError(
+            f"{where}: expected 2 columns '<char> <tag>', got {len(line.split())} "
+            f"in {line!r}"
+        )
+    token, tag = columns
+    if fmt == "weibo":
+        match = _WEIBO_TOKEN.match(token)
+        if match is None:
+            raise ConversionError(
+                f"{where}: weibo token {token!r} should be one character followed by "
+                f"its word-position digits (e.g. '李0'); use --format bio for plain "
+                f"characters"
+            )
+        char = match.group(1)[0]
+    else:
+        if len(token) != 1:
+            hint = " (looks like weibo: use --format weibo)" if _WEIBO_TOKEN.match(token) else ""
+            raise ConversionError(
+                f"{where}: expected one character in the first column, got {token!r}{hint}"
+            )
+        char = token
+    try:
+        parse_tag(tag)
+    except ValueError as err:
+        raise ConversionError(f"{where}: {err}") from None
+    return char, tag
+
+
+def _tagged_sentences(path: Path, fmt: str) -> Iterator[Tuple[List[str], List[str], List[int]]]:
+    """(chars, tags, line numbers) per blank-line separated sentence."""
+    chars: List[str] = []
+    tags: List[str] = []
+    linenos: List[int] = []
+    for lineno, line in _lines(path):
+        if not line.strip():
+            if chars:
+                yield chars, tags, linenos
+                chars, tags, linenos = [], [], []
+            continue
+        char, tag = _parse_line(line, fmt, f"{path}:{lineno}")
+        chars.append(char)
+        tags.append(tag)
+        linenos.append(lineno)
+    if chars:
+        yield chars, tags, linenos
+
+
+def read_tagged_file(
+    path: PathLike,
+    fmt: str,
+    *,
+    strict: bool = False,
+    stats: Optional[ConversionStats] = None,
+) -> Iterator[Example]:
+    """Read a char-per-line file (bmes, bio or weibo).
+
+    path (PathLike): the input file.
+    fmt (str): "bmes", "bio" or "weibo" ("auto" runs detect_format).
+    strict (bool): raise on the first ill-formed tag instead of repairing it.
+    stats (Optional[ConversionStats]): updated with counts if given.
+    YIELDS (Example): (chars, [(start, end_exclusive, label)]) per sentence.
+    """
+    path = Path(path)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt not in TAGGED_FORMATS:
+        raise ValueError(f"read_tagged_file reads {TAGGED_FORMATS}, not {fmt!r}")
+    n_sentences = 0
+    for chars, tags, linenos in _tagged_sentences(path, fmt):
+        spans, repairs = _decode(tags)
+        if strict and repairs:
+            i = repairs[0]
+            context = f"after {tags[i - 1]!r}" if i else "at sentence start"
+            raise ConversionError(
+                f"{path}:{linenos[i]}: ill-formed tag {tags[i]!r} {context} does not "
+                f"continue an open entity of the same type. Fix the data, or convert "
+                f"without --strict to read it as the start of a new entity."
+            )
+        if stats is not None:
+            stats.add(chars, spans)
+            stats.n_repaired += len(repairs)
+        n_sentences += 1
+        yield chars, spans
+    if n_sentences == 0:
+        raise ConversionError(f"{path}: no sentences found: the file is empty or blank")
+
+
+def _cluener_spans(text: str, label: object, where: str) -> List[Span]:
+    if not isinstance(label, dict):
+        raise ConversionError(f"{where}: 'label' should be an object {{type: {{mention: [[start, end]]}}}}")
+    spans: List[Span] = []
+    for ent_type, mentions in label.items():
+        if not isinstance(mentions, dict):
+            raise ConversionError(f"{where}: label {ent_type!r} should map mentions to [[start, end], ...]")
+        for mention, offsets in mentions.items():
+            for pair in offsets if isinstance(offsets, list) else [offsets]:
+                ok = isinstance(pair, list) and len(pair) == 2 and all(type(x) is int for x in pair)
+                if not ok or not (0 <= pair[0] <= pair[1] < len(text)):
+                    raise ConversionError(
+                        f"{where}: bad offsets {pair!r} for {ent_type} {mention!r}: "
+                        f"expected [start, end_inclusive] within the text (length {len(text)})"
+                    )
+                start, end = pair[0], pair[1] + 1
+                if text[start:end] != mention:
+                    raise ConversionError(
+                        f"{where}: {ent_type} span [{pair[0]}, {pair[1]}] is "
+                        f"{text[start:end]!r} in the text but the mention is {mention!r}; "
+                        f"the offsets must be inclusive character offsets"
+                    )
+                spans.append((start, end, ent_type))
+    return spans
+
+
+def _drop_overlaps(spans: List[Span]) -> Tuple[List[Span], List[Span]]:
+    """(kept, dropped): of overlapping spans keep the longer one (ties: the
+    earlier, then the first label in sort order). An exact duplicate counts as
+    an overlap, so nothing is discarded without being counted.
+    """
+    kept: List[Span] = []
+    dropped: List[Span] = []
+    taken = set()
+    for span in sorted(spans, key=lambda s: (s[0] - s[1], s[0], s[2])):
+        positions = range(span[0], span[1])
+        if any(i in taken for i in positions):
+            dropped.append(span)
+        else:
+            kept.append(span)
+            taken.update(positions)
+    return sorted(kept), dropped
+
+
+def read_cluener(path: PathLike, *, stats: Optional[ConversionStats] = None) -> Iterator[Example]:
+    """Read CLUENER2020 JSON lines.
+
+    path (PathLike): the input file.
+    stats (Optional[ConversionStats]): updated with counts if given.
+    YIELDS (Example): (chars, [(start, end_exclusive, label)]) per record.
+    """
+    path = Path(path)
+    n_records = 0
+    dropped_at: List[str] = []
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConversionError(f"{where}: invalid JSON ({err.msg}); expected one record per line") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise ConversionError(f"{where}: expected an object with a string 'text'")
+        text = record["text"]
+        spans = _cluener_spans(text, record.get("label") or {}, where)
+        spans, dropped = _drop_overlaps(spans)
+        dropped_at.extend(f"{where}: {s!r}" for s in dropped)
+        chars = list(text)
+        if stats is not None:
+            stats.add(chars, spans)
+            stats.n_dropped_overlaps += len(dropped)
+        n_records += 1
+        yield chars, spans
+    if n_records == 0:
+        raise ConversionError(f"{path}: no sentences found: the file is empty or blank")
+    if dropped_at:
+        warnings.warn(
+            f"{path}: dropped {len(dropped_at)} CLUENER span(s) that overlap a longer "
+            f"one: {'; '.join(dropped_at[:5])}{' ...' if len(dropped_at) > 5 else ''}",
+            stacklevel=2,
+        )
+
+
+def detect_format(path: PathLike) -> str:
+    """Guess the input format from the file name and the first lines.
+
+    .json/.jsonl or a first line starting with "{" -> cluener; a first column
+    of one character plus digits with a dotted type (PER.NAM) -> weibo; any
+    M-/E-/S- tag -> bmes; otherwise bio.
+
+    path (PathLike): the input file.
+    RETURNS (str): "cluener", "weibo", "bmes" or "bio".
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".json", ".jsonl"):
+        return "cluener"
+    all_weibo_tokens = True
+    n_seen = 0
+    with path.open("rb") as file_:
+        for raw in file_:
+            line = raw.decode("utf8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+            if not line.strip():
+                continue
+            if n_seen == 0 and line.lstrip().startswith("{"):
+                return "cluener"
+            n_seen += 1
+            columns = _split_columns(line)
+            if columns is None:
+                continue  # the reader reports the bad line
+            token, tag = columns
+            is_weibo_token = _WEIBO_TOKEN.match(token) is not None
+            all_weibo_tokens = all_weibo_tokens and is_weibo_token
+            if is_weibo_token and "." in tag:
+                return "weibo"
+            if tag[:2] in ("M-", "E-", "S-"):
+                return "bmes"
+            if n_seen >= DETECT_MAX_LINES:
+                break
+    return "weibo" if n_seen and all_weibo_tokens else "bio"
+
+
+# ---------------------------------------------------------------------------
+# Docs and DocBins
+
+
+def blank_vocab(lang: str = "zh") -> Vocab:
+    """The vocab spacy.blank(lang) would have. Built directly because
+    spacy.blank also resolves the pipeline config, which takes seconds.
+    """
+    try:
+        defaults = get_lang_class(lang).Defaults
+    except ImportError:
+        raise ConversionError(
+            f"unknown language {lang!r}: use a spaCy language code such as 'zh'"
+        ) from None
+    return create_vocab(lang, defaults)
+
+
+def make_doc(vocab: Vocab, chars: List[str], spans: Iterable[Span]) -> Doc:
+    """One token per character, no spaces, so doc.text == "".join(chars) and
+    token offsets equal character offsets. Characters outside spans are "O".
+    """
+    doc = Doc(vocab, words=chars, spaces=[False] * len(chars))
+    doc.ents = [SpacySpan(doc, start, end, label=label) for start, end, label in spans]
+    return doc
+
+
+def _read(path: Path, fmt: str, strict: bool, stats: ConversionStats) -> Iterator[Example]:
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "cluener":
+        return read_cluener(path, stats=stats)
+    if fmt in TAGGED_FORMATS:
+        return read_tagged_file(path, fmt, strict=strict, stats=stats)
+    raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
+
+
+def docs_from_file(
+    path: PathLike,
+    fmt: str = "auto",
+    *,
+    vocab: Optional[Vocab] = None,
+    strict: bool = False,
+) -> Tuple[List[Doc], ConversionStats]:
+    """Read a corpus file into Docs.
+
+    path (PathLike): the input file.
+    fmt (str): one of FORMATS.
+    vocab (Optional[Vocab]): defaults to blank_vocab("zh").
+    strict (bool): raise on ill-formed tags instead of repairing them.
+    RETURNS (Tuple[List[Doc], ConversionStats]): the docs and their counts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such file")
+    if vocab is None:
+        vocab = blank_vocab("zh")
+    stats = ConversionStats()
+    docs = [make_doc(vocab, chars, spans) for chars, spans in _read(path, fmt, strict, stats)]
+    return docs, stats
+
+
+def output_file(input_path: PathLike, output_path: PathLike) -> Path:
+    """The .spacy file to write: output_path itself if it ends in .spacy,
+    else <input name>.spacy inside the directory output_path (a format
+    suffix such as .bmes or .json is dropped from the name).
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.suffix == ".spacy" and not output_path.is_dir():
+        return output_path
+    if output_path.suffix and not output_path.is_dir():
+        raise ConversionError(
+            f"{output_path}: OUTPUT must be a file ending in .spacy or a directory"
+        )
+    name = input_path.name
+    if input_path.suffix.lower() in KNOWN_SUFFIXES:
+        name = input_path.stem
+    return output_path / f"{name}.spacy"
+
+
+def convert_file(
+    input_path: PathLike,
+    output_path: PathLike,
+    fmt: str = "auto",
+    *,
+    strict: bool = False,
+    lang: str = "zh",
+) -> ConversionStats:
+    """Convert a corpus file to a .spacy DocBin (see output_file for naming).
+
+    input_path (PathLike): the corpus file.
+    output_path (PathLike): a .spacy file or a directory.
+    fmt (str): one of FORMATS.
+    strict (bool): raise on ill-formed tags instead of repairing them.
+    lang (str): language whose blank vocab the docs use.
+    RETURNS (ConversionStats): counts for the summary.
+    """
+    docs, stats = docs_from_file(input_path, fmt, vocab=blank_vocab(lang), strict=strict)
+    target = output_file(input_path, output_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(docs=docs, store_user_data=False).to_disk(target)
+    return stats
+
+
+def write_tagged_file(docs: Iterable[Doc], path: PathLike, scheme: str = "BIOES") -> None:
+    """Write docs as char-per-line "char<TAB>tag", blank line between docs.
+
+    Works from doc.text and character offsets, so any tokenisation is fine.
+    Read BIOES/BMES output back with fmt="bmes" and BIO output with fmt="bio".
+
+    docs (Iterable[Doc]): docs with entities.
+    path (PathLike): the file to write (UTF-8, "\\n" line ends).
+    scheme (str): "BIOES", "BMES" or "BIO".
+    """
+    lines: List[str] = []
+    for i, doc in enumerate(docs):
+        text = doc.text
+        if "\n" in text or not text:
+            raise ValueError(
+                f"doc {i} {'is empty' if not text else 'contains a newline'}: the "
+                f"char-per-line format cannot represent it; drop or clean the doc"
+            )
+        spans = [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+        tags = spans_to_tags(len(text), spans, scheme)
+        lines.extend(f"{char}\t{tag}" for char, tag in zip(text, tags))
+        lines.append("")
+    Path(path).write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf8")

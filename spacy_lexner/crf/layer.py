@@ -1,0 +1,122 @@
+"""Thinc layer around the constrained CRF.
+
+The layer owns the CRF's transition parameters, so they are updated by the
+optimizer with the rest of the model and saved inside ``model`` bytes. Its
+forward pass takes ``(emissions, tag_ids, lengths)`` and returns the summed
+negative log-likelihood; its backward pass returns the gradient of the
+emissions, which the pipe sends back through the encoder.
+"""
+from typing import Any, Callable, List, Optional, Tuple
+
+import numpy
+import torch
+from thinc.api import ArgsKwargs, Model
+from thinc.types import Floats3d, Ints1d, Ints2d
+
+from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from .tag_scheme import TagScheme
+from .torch_crf import ConstrainedCRF
+
+CRFInput = Tuple[Floats3d, Ints2d, Ints1d]
+
+
+def build_crf_layer(scheme: str = "BIOES") -> Model[CRFInput, float]:
+    """The CRF layer. Its labels are set by the pipe (attrs "labels") before
+    ``initialize``; the tag inventory and the constraints follow from them."""
+    return LazyTorchWrapper(
+        "crf",
+        _build_crf_module,
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        dims={"nO": None},
+        attrs={"labels": [], "scheme": scheme},
+    )
+
+
+def tag_scheme_of(model: Model) -> TagScheme:
+    return TagScheme(model.attrs["labels"], model.attrs["scheme"])
+
+
+def set_crf_labels(model: Model, labels: List[str]) -> None:
+    model.attrs["labels"] = sorted(labels)
+    model.set_dim("nO", len(tag_scheme_of(model)), force=True)
+
+
+def _build_crf_module(model: Model) -> ConstrainedCRF:
+    scheme = tag_scheme_of(model)
+    if len(scheme) != model.get_dim("nO"):
+        raise ValueError(
+            f"CRF layer has nO={model.get_dim('nO')} but its labels give "
+            f"{len(scheme)} tags. Set labels with set_crf_labels()."
+        )
+    return ConstrainedCRF(
+        len(scheme),
+        torch.from_numpy(scheme.allowed_transitions()),
+        torch.from_numpy(scheme.allowed_starts()),
+        torch.from_numpy(scheme.allowed_ends()),
+    )
+
+
+def _lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def _convert_inputs(model: Model, X: CRFInput, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    emissions, tag_ids, lengths = X
+    em = to_torch(model, emissions, requires_grad=is_train)
+    tags = to_torch(model, tag_ids).long()
+    mask = _lengths_to_mask(to_torch(model, lengths).long(), em.shape[1])
+
+    def reverse(d_inputs: ArgsKwargs) -> Floats3d:
+        return torch_to_xp(d_inputs.args[0])
+
+    return ArgsKwargs(args=(em, tags, mask), kwargs={}), reverse
+
+
+def _convert_outputs(model: Model, inputs_outputs: Any, is_train: bool):
+    _, nll = inputs_outputs
+
+    def get_d_nll(d_loss: float) -> ArgsKwargs:
+        grad = torch.tensor(float(d_loss), device=nll.device, dtype=nll.dtype)
+        return ArgsKwargs(args=(nll,), kwargs={"grad_tensors": grad})
+
+    return float(nll.detach().cpu()), get_d_nll
+
+
+def crf_loss(
+    model: Model, emissions: Floats3d, tag_ids: Ints2d, lengths: Ints1d
+) -> Tuple[float, Floats3d]:
+    """Summed NLL of the gold tags and d(NLL)/d(emissions)."""
+    if emissions.shape[0] == 0:
+        return 0.0, emissions
+    nll, backprop = model.begin_update((emissions, tag_ids, lengths))
+    return nll, backprop(1.0)
+
+
+def crf_decode(model: Model, emissions: Floats3d, lengths: Ints1d) -> numpy.ndarray:
+    """Best valid tag ids per sequence, batched; returned as a numpy array."""
+    if emissions.shape[0] == 0:
+        return numpy.zeros((0, emissions.shape[1]), dtype="int64")
+    module: ConstrainedCRF = model.shims[0]._model
+    with torch.no_grad():
+        em = to_torch(model, emissions)
+        mask = _lengths_to_mask(to_torch(model, lengths).long(), em.shape[1])
+        paths = module.viterbi(em.float(), mask)
+    return paths.cpu().numpy()
+
+
+def masked_decode(model: Model, scores: Floats3d, lengths: Ints1d) -> numpy.ndarray:
+    """Softmax decoding that still only yields valid sequences: Viterbi over
+    log-probabilities with zero-cost (but constrained) transitions."""
+    scheme = tag_scheme_of(model)
+    allowed = torch.from_numpy(scheme.allowed_transitions())
+    with torch.no_grad():
+        em = torch.log_softmax(torch.as_tensor(numpy.asarray(scores)).float(), dim=-1)
+        mask = _lengths_to_mask(torch.as_tensor(numpy.asarray(lengths)).long(), em.shape[1])
+        zeros = torch.zeros(len(scheme))
+        from .torch_crf import FORBIDDEN, viterbi_decode
+
+        start = zeros.masked_fill(~torch.from_numpy(scheme.allowed_starts()), FORBIDDEN)
+        end = zeros.masked_fill(~torch.from_numpy(scheme.allowed_ends()), FORBIDDEN)
+        trans = torch.zeros_like(allowed, dtype=torch.float).masked_fill(~allowed, FORBIDDEN)
+        return viterbi_decode(em, mask, start, trans, end).numpy()

@@ -1,0 +1,94 @@
+"""BIOES / BIO tag inventories, their valid transitions, and span decoding."""
+from typing import Iterable, List, Sequence, Tuple
+
+import numpy
+
+Span = Tuple[int, int, str]
+SCHEMES = ("BIOES", "BIO")
+
+
+class TagScheme:
+    """The tag inventory for a label set, e.g. O, B-PER, I-PER, E-PER, S-PER.
+
+    Tag 0 is always "O". The order is deterministic (labels sorted), so the
+    tag ids of a saved model are reproducible from its labels.
+    """
+
+    def __init__(self, labels: Iterable[str], scheme: str = "BIOES") -> None:
+        if scheme not in SCHEMES:
+            raise ValueError(f"Unknown tag scheme '{scheme}'. Use one of {SCHEMES}.")
+        self.scheme = scheme
+        self.labels = sorted(set(labels))
+        prefixes = "BIES" if scheme == "BIOES" else "BI"
+        self.tags = ["O"] + [f"{p}-{label}" for label in self.labels for p in prefixes]
+        self.tag_to_id = {tag: i for i, tag in enumerate(self.tags)}
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def _parts(self, tag: str) -> Tuple[str, str]:
+        return ("O", "") if tag == "O" else (tag[0], tag[2:])
+
+    def allowed_transitions(self) -> numpy.ndarray:
+        """Boolean matrix [from, to]: which tag may follow which."""
+        n = len(self.tags)
+        allowed = numpy.zeros((n, n), dtype=bool)
+        for i, prev in enumerate(self.tags):
+            p_prefix, p_label = self._parts(prev)
+            for j, tag in enumerate(self.tags):
+                prefix, label = self._parts(tag)
+                if p_prefix in ("B", "I") and self.scheme == "BIOES":
+                    allowed[i, j] = prefix in ("I", "E") and label == p_label
+                elif prefix in ("I", "E") and self.scheme == "BIOES":
+                    allowed[i, j] = False
+                elif prefix == "I":  # BIO: I continues an open entity of its type
+                    allowed[i, j] = p_prefix in ("B", "I") and label == p_label
+                else:
+                    allowed[i, j] = True
+        return allowed
+
+    def allowed_starts(self) -> numpy.ndarray:
+        return numpy.array([self._parts(t)[0] in ("O", "B", "S") for t in self.tags])
+
+    def allowed_ends(self) -> numpy.ndarray:
+        if self.scheme == "BIO":
+            return numpy.ones(len(self.tags), dtype=bool)
+        return numpy.array([self._parts(t)[0] in ("O", "E", "S") for t in self.tags])
+
+    def encode(self, n: int, spans: Iterable[Span]) -> numpy.ndarray:
+        """Tag ids for a sequence of length n with the given (start, end, label) spans."""
+        ids = numpy.zeros((n,), dtype="int64")
+        for start, end, label in spans:
+            if end - start == 1 and self.scheme == "BIOES":
+                ids[start] = self.tag_to_id[f"S-{label}"]
+                continue
+            ids[start] = self.tag_to_id[f"B-{label}"]
+            ids[start + 1 : end] = self.tag_to_id[f"I-{label}"]
+            if self.scheme == "BIOES":
+                ids[end - 1] = self.tag_to_id[f"E-{label}"]
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> List[Span]:
+        """Spans from tag ids. Ill-formed runs (possible only when sequences are
+        stitched from windows) are repaired: an I/E that does not continue an
+        open entity of its type opens a new one, and an entity left open at the
+        end is closed there.
+        """
+        spans: List[Span] = []
+        start, label = -1, ""
+        for i, tag_id in enumerate(ids):
+            prefix, tag_label = self._parts(self.tags[int(tag_id)])
+            continues = start >= 0 and prefix in ("I", "E") and tag_label == label
+            if not continues and start >= 0:
+                spans.append((start, i, label))
+                start = -1
+            if prefix == "O":
+                continue
+            if not continues:
+                start, label = i, tag_label
+            if prefix in ("E", "S"):
+                spans.append((start, i + 1, label))
+                start = -1
+        if start >= 0:
+            spans.append((start, len(ids), label))
+        return spans

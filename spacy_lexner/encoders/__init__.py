@@ -1,0 +1,6 @@
+"""Context encoders for ``lexner_tagger``. Each is a registered architecture
+mapping padded character vectors ``(X[batch, time, nI], lengths)`` to
+``Y[batch, time, nO]``."""
+from .bilstm import build_bilstm_encoder
+
+__all__ = ["build_bilstm_encoder"]

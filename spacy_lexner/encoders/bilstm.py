@@ -1,0 +1,41 @@
+"""BiLSTM encoder (the default), as in the SoftLexicon paper."""
+import torch
+from spacy.util import registry
+from thinc.api import Model
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .common import PaddedInput, padded_encoder
+
+
+@registry.architectures("spacy-lexner.BiLSTMEncoder.v1")
+def build_bilstm_encoder(hidden_width: int = 200, depth: int = 1, dropout: float = 0.2) -> Model:
+    """hidden_width (int): output width, split between the two directions.
+    depth (int): number of stacked BiLSTM layers.
+    dropout (float): dropout on the encoder output (and between layers).
+    """
+    if hidden_width % 2:
+        raise ValueError(f"BiLSTM hidden_width must be even, got {hidden_width}.")
+
+    def build(model: Model) -> nn.Module:
+        return BiLSTM(model.get_dim("nI"), hidden_width, depth, dropout)
+
+    return padded_encoder("bilstm_encoder", build, hidden_width)
+
+
+class BiLSTM(nn.Module):
+    def __init__(self, nI: int, nO: int, depth: int, dropout: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            nI, nO // 2, num_layers=depth, bidirectional=True, batch_first=True,
+            dropout=dropout if depth > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            return X.new_zeros((X.shape[0], X.shape[1], self.lstm.hidden_size * 2))
+        packed = pack_padded_sequence(X, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        output, _ = self.lstm(packed)
+        Y, _ = pad_packed_sequence(output, batch_first=True, total_length=X.shape[1])
+        return self.dropout(Y)

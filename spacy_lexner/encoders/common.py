@@ -1,0 +1,47 @@
+"""Conversion helpers shared by all padded-sequence encoders."""
+from typing import Any, Callable, Tuple
+
+import torch
+from thinc.api import ArgsKwargs, Model
+from thinc.types import Floats3d, Ints1d
+
+from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+
+PaddedInput = Tuple[Floats3d, Ints1d]
+
+
+def padded_encoder(name: str, build_module: Callable[[Model], torch.nn.Module], nO: int, **attrs: Any) -> Model[PaddedInput, Floats3d]:
+    return LazyTorchWrapper(
+        name,
+        build_module,
+        convert_inputs=convert_padded_inputs,
+        convert_outputs=convert_padded_outputs,
+        dims={"nI": None, "nO": nO},
+        attrs=attrs,
+        infer_nI=lambda X: X[0].shape[-1],
+    )
+
+
+def convert_padded_inputs(model: Model, X: PaddedInput, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    vectors, lengths = X
+    Xt = to_torch(model, vectors, requires_grad=is_train)
+    # Lengths stay on the CPU: pack_padded_sequence requires it.
+    lengths_t = torch.as_tensor(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype=torch.long)
+
+    def reverse(d_inputs: ArgsKwargs) -> Floats3d:
+        return torch_to_xp(d_inputs.args[0])
+
+    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), reverse
+
+
+def convert_padded_outputs(model: Model, inputs_outputs: Any, is_train: bool):
+    _, Yt = inputs_outputs
+
+    def backprop(dY: Floats3d) -> ArgsKwargs:
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
+
+    return torch_to_xp(Yt), backprop
+
+
+def length_mask(lengths: torch.Tensor, max_len: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(max_len, device=device).unsqueeze(0) < lengths.to(device).unsqueeze(1)

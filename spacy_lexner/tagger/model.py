@@ -1,0 +1,191 @@
+"""Thinc architectures of ``lexner_tagger``.
+
+    docs ──SoftLexiconEmbed──▶ (X[batch, chars, nI], lengths)
+         ──encoder──▶ H[batch, chars, hidden] ──scorer──▶ emissions[batch, chars, tags]
+
+The CRF is a separate ref ("crf") so the pipe can compute its loss and run
+Viterbi on the emissions, while its transitions are still part of the model
+(updated by the optimizer, saved with the weights).
+"""
+from typing import Any, Callable, List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, serialize_attr
+from thinc.types import Floats3d, Ints1d
+
+from ..crf.layer import build_crf_layer
+from ..encoders.common import padded_encoder
+from ..lexicon import Lexicon
+from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from .features import N_SETS, Featurizer, LexFeatures
+from .torch_model import EmissionScorer, SoftLexiconEmbedding
+
+Padded = Tuple[Floats3d, Ints1d]
+DECODERS = ("crf", "softmax")
+
+
+@serialize_attr.register(Lexicon)
+def _lexicon_is_saved_by_the_pipe(_: Any, value: Any, name: str, model: Model) -> bytes:
+    # The pipe writes the lexicon to its own file (so users can inspect and
+    # extend it); raising TypeError makes thinc skip the attribute.
+    raise TypeError("The lexicon is serialised by the lexner_tagger pipe.")
+
+
+@registry.architectures("spacy-lexner.SoftLexiconEmbed.v1")
+def build_soft_lexicon_embed(
+    char_width: int = 50,
+    bigram_width: int = 50,
+    word_width: int = 50,
+    type_width: int = 16,
+    char_rows: int = 16384,
+    bigram_rows: int = 65536,
+    word_rows: int = 65536,
+    type_rows: int = 512,
+    weighting: str = "log",
+    dropout: float = 0.5,
+    use_lexicon: bool = True,
+) -> Model[List[Doc], Padded]:
+    """Character, bigram and SoftLexicon features for each character of a doc.
+
+    word_width / type_width: widths of lexicon word and word-type vectors;
+        use_lexicon=false drops the lexicon features (for ablations).
+    *_rows: sizes of the hashed embedding tables (memory stays bounded).
+    weighting: z(w) of a matched word: "frequency" (raw lexicon frequency, as
+        in the paper), "log" (log(1 + frequency)) or "uniform".
+    """
+    if not use_lexicon:
+        word_width = type_width = 0
+    featurizer = Featurizer(
+        n_char_rows=char_rows,
+        n_bigram_rows=bigram_rows,
+        n_word_rows=max(word_rows, 1),
+        n_type_rows=max(type_rows, 1),
+        weighting=weighting,
+    )
+    module_kwargs = dict(
+        n_char_rows=char_rows, char_width=char_width,
+        n_bigram_rows=bigram_rows, bigram_width=bigram_width,
+        n_word_rows=max(word_rows, 1), word_width=word_width,
+        n_type_rows=max(type_rows, 1), type_width=type_width,
+        dropout=dropout,
+    )
+    width = char_width + bigram_width + (N_SETS * (word_width + type_width + 1) if word_width else 0)
+    embed = LazyTorchWrapper(
+        "soft_lexicon_torch",
+        lambda model: SoftLexiconEmbedding(**module_kwargs),
+        convert_inputs=_convert_features,
+        convert_outputs=_convert_padded_output,
+        dims={"nO": width},
+    )
+    return Model(
+        "soft_lexicon_embed",
+        _embed_forward,
+        init=_init_children,
+        layers=[embed],
+        dims={"nO": width},
+        attrs={"featurizer": featurizer, "lexicon": None, "use_lexicon": use_lexicon},
+    )
+
+
+def _init_children(model: Model, X: Any = None, Y: Any = None) -> None:
+    for layer in model.layers:
+        layer.initialize()
+
+
+def set_lexicon(model: Model, lexicon: Optional[Lexicon]) -> None:
+    """Point every SoftLexicon layer in model at lexicon."""
+    for node in model.walk():
+        if node.name == "soft_lexicon_embed":
+            node.attrs["lexicon"] = lexicon
+
+
+def _embed_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+    lexicon = model.attrs["lexicon"] if model.attrs["use_lexicon"] else None
+    if model.attrs["use_lexicon"] and lexicon is None:
+        raise ValueError(
+            "The SoftLexicon layer has no lexicon. Initialize the pipeline "
+            "(nlp.initialize) or load a trained one, which sets it."
+        )
+    features = model.attrs["featurizer"]([doc.text for doc in docs], lexicon)
+    padded, backprop = model.layers[0](features, is_train)
+    lengths = features.lengths
+
+    def backprop_embed(d_padded: Padded) -> List[Doc]:
+        backprop(d_padded[0])
+        return docs
+
+    return (padded, lengths), backprop_embed
+
+
+def _convert_features(model: Model, X: LexFeatures, is_train: bool):
+    names = ["lengths", "char_rows", "bigram_rows", "lex_index", "lex_word_rows", "lex_type_rows", "lex_weights", "empty_sets"]
+    args = tuple(to_torch(model, getattr(X, name)) for name in names)
+    return ArgsKwargs(args=args, kwargs={}), lambda d_inputs: None
+
+
+def _convert_padded_output(model: Model, inputs_outputs: Any, is_train: bool):
+    _, Yt = inputs_outputs
+
+    def backprop(dY: Floats3d) -> ArgsKwargs:
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
+
+    return torch_to_xp(Yt), backprop
+
+
+@registry.architectures("spacy-lexner.LexiconTagger.v1")
+def build_lexicon_tagger(
+    embed: Model[List[Doc], Padded],
+    encoder: Model[Padded, Floats3d],
+    scheme: str = "BIOES",
+    decoder: str = "crf",
+) -> Model[List[Doc], Padded]:
+    """Character-level tagger: embed → encoder → per-tag emission scores.
+
+    embed: maps docs to padded per-character vectors (SoftLexiconEmbed).
+    encoder: a context encoder, e.g. spacy-lexner.BiLSTMEncoder.v1.
+    scheme: "BIOES" or "BIO" tags.
+    decoder: "crf" (constrained linear-chain CRF) or "softmax" (independent
+        per-character scores, decoded with the same validity constraints).
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"Unknown decoder '{decoder}'. Use one of {DECODERS}.")
+    scorer = padded_encoder("emission_scorer", lambda m: EmissionScorer(m.get_dim("nI"), m.get_dim("nO")), None)
+    crf = build_crf_layer(scheme)
+    return Model(
+        "lexner_tagger_model",
+        _tagger_forward,
+        init=_tagger_init,
+        layers=[embed, encoder, scorer, crf],
+        refs={"embed": embed, "encoder": encoder, "scorer": scorer, "crf": crf},
+        dims={"nO": None},
+        attrs={"decoder": decoder, "scheme": scheme},
+    )
+
+
+def _tagger_init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
+    """Wire the dims top-down, so the model can be built without data (which
+    is what loading a saved pipeline needs)."""
+    embed, encoder, scorer, crf = (model.get_ref(n) for n in ("embed", "encoder", "scorer", "crf"))
+    if encoder.has_dim("nI") is None:
+        encoder.set_dim("nI", embed.get_dim("nO"))
+    scorer.set_dim("nI", encoder.get_dim("nO"), force=True)
+    n_tags = crf.get_dim("nO")
+    scorer.set_dim("nO", n_tags, force=True)
+    model.set_dim("nO", n_tags, force=True)
+    for layer in (embed, encoder, scorer, crf):
+        layer.initialize()
+
+
+def _tagger_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+    embed, encoder, scorer = model.layers[:3]
+    (X, lengths), bp_embed = embed(docs, is_train)
+    H, bp_encoder = encoder((X, lengths), is_train)
+    scores, bp_scorer = scorer((H, lengths), is_train)
+
+    def backprop(d_scores: Padded) -> List[Doc]:
+        dH = bp_scorer(d_scores[0])
+        dX = bp_encoder(dH)
+        return bp_embed((dX, lengths))
+
+    return (scores, lengths), backprop

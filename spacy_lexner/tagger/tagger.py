@@ -1,0 +1,430 @@
+"""The ``lexner_tagger`` pipe: character-level, lexicon-enhanced NER."""
+import warnings
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_get_examples
+from spacy.util import filter_spans
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer
+
+from ..crf.layer import crf_decode, crf_loss, masked_decode, set_crf_labels, tag_scheme_of
+from ..crf.tag_scheme import TagScheme
+from ..lexicon import Lexicon
+from .model import set_lexicon
+from .windows import Window, split_windows
+
+CharSpan = Tuple[int, int, str]
+ALIGNMENT_MODES = ("strict", "contract", "expand")
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-lexner.LexiconTagger.v1"
+scheme = "BIOES"
+decoder = "crf"
+
+[model.embed]
+@architectures = "spacy-lexner.SoftLexiconEmbed.v1"
+char_width = 50
+bigram_width = 50
+word_width = 50
+type_width = 16
+weighting = "log"
+dropout = 0.5
+use_lexicon = true
+
+[model.encoder]
+@architectures = "spacy-lexner.BiLSTMEncoder.v1"
+hidden_width = 200
+depth = 1
+dropout = 0.5
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@Language.factory(
+    "lexner_tagger",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "extra_lexicons": [],
+        "window_size": 256,
+        "window_overlap": 32,
+        "batch_chars": 16384,
+        "alignment_mode": "expand",
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_lexner_tagger(
+    nlp: Language,
+    name: str,
+    model: Model,
+    extra_lexicons: List[str],
+    window_size: int,
+    window_overlap: int,
+    batch_chars: int,
+    alignment_mode: str,
+    scorer: Optional[Callable],
+) -> "LexiconTagger":
+    """Create a lexner_tagger.
+
+    extra_lexicons (List[str]): lexicon files (word [freq] [type] per line)
+        added to the pipeline's lexicon at initialize and every time it is
+        loaded, e.g. a domain dictionary for an already trained pipeline.
+    window_size (int): texts longer than this are tagged sentence by sentence,
+        and sentences longer than this in overlapping windows.
+    window_overlap (int): overlap between windows of one long sentence.
+    batch_chars (int): at most this many (padded) characters per forward pass.
+    alignment_mode (str): how character entities map onto tokens that do not
+        share their boundaries (jieba-segmented docs): see Doc.char_span.
+    """
+    return LexiconTagger(
+        nlp.vocab, model, name,
+        extra_lexicons=extra_lexicons, window_size=window_size, window_overlap=window_overlap,
+        batch_chars=batch_chars, alignment_mode=alignment_mode, scorer=scorer,
+    )
+
+
+class LexiconTagger(TrainablePipe):
+    """Tag characters with BIOES (or BIO) entity tags and write Doc.ents.
+
+    Entities are predicted on characters of doc.text and then mapped onto the
+    doc's tokens, so the pipe works on char-segmented and word-segmented docs.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "lexner_tagger",
+        *,
+        extra_lexicons: Sequence[str] = (),
+        window_size: int = 256,
+        window_overlap: int = 32,
+        batch_chars: int = 16384,
+        alignment_mode: str = "expand",
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        if alignment_mode not in ALIGNMENT_MODES:
+            raise ValueError(f"alignment_mode must be one of {ALIGNMENT_MODES}, got '{alignment_mode}'.")
+        split_windows("", window_size, window_overlap)  # validates the settings
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.extra_lexicons = list(extra_lexicons)
+        self.window_size = window_size
+        self.window_overlap = window_overlap
+        self.batch_chars = batch_chars
+        self.alignment_mode = alignment_mode
+        self.cfg: Dict = {"labels": []}
+        self.lexicon: Optional[Lexicon] = None
+        self.alignment_stats = {"unaligned": 0, "overlapping": 0}
+
+    # -- labels and lexicon -------------------------------------------------
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(f"Entity labels must be strings, got {label!r}.")
+        if label in self.cfg["labels"]:
+            return 0
+        if self.model.get_ref("crf").shims:
+            raise ValueError(
+                f"Cannot add label '{label}' to a trained lexner_tagger: its CRF "
+                "is sized to its labels. Retrain the pipe with the new label."
+            )
+        self.cfg["labels"] = sorted(self.cfg["labels"] + [label])
+        return 1
+
+    def set_lexicon(self, lexicon: Lexicon) -> None:
+        """Replace the lexicon (e.g. a larger domain lexicon) without retraining."""
+        self.lexicon = lexicon
+        set_lexicon(self.model, lexicon)
+
+    def extend_lexicon(self, source: Union[Lexicon, str, Path]) -> None:
+        """Add the words of a Lexicon or a lexicon file to this pipe's lexicon."""
+        if self.lexicon is None:
+            raise ValueError("This lexner_tagger has no lexicon yet: initialize or load it first.")
+        other = source if isinstance(source, Lexicon) else Lexicon.from_file(source)
+        self.lexicon.update(other)
+        set_lexicon(self.model, self.lexicon)
+
+    def _apply_extra_lexicons(self) -> None:
+        for path in self.extra_lexicons:
+            self.extend_lexicon(path)
+
+    # -- initialize ----------------------------------------------------------
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
+        lexicon: Optional[Callable[[], Lexicon]] = None,
+    ) -> None:
+        """Set labels from the data (or `labels`), load the lexicon and
+        initialise the model.
+
+        lexicon: a loader from the lexicons registry, e.g.
+            [initialize.components.lexner_tagger.lexicon]
+            @lexicons = "spacy-lexner.jieba_lexicon.v1"
+            The default is jieba's bundled dictionary.
+        """
+        validate_get_examples(get_examples, "LexiconTagger.initialize")
+        if labels is None:
+            found = {ent.label_ for eg in get_examples() for ent in eg.reference.ents}
+            labels = sorted(found)
+        if not labels:
+            raise ValueError(
+                "lexner_tagger found no entity labels in the training data. Check "
+                "that the training docs have doc.ents, or pass labels in "
+                "[initialize.components.<name>.labels]."
+            )
+        self.cfg["labels"] = sorted(set(labels))
+        self.set_lexicon(lexicon() if lexicon is not None else Lexicon.from_jieba())
+        self._apply_extra_lexicons()
+        self._build_model()
+        sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=sample)
+
+    def _build_model(self) -> None:
+        set_crf_labels(self.model.get_ref("crf"), self.labels)
+
+    @property
+    def tag_scheme(self) -> TagScheme:
+        return tag_scheme_of(self.model.get_ref("crf"))
+
+    # -- prediction ----------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[List[CharSpan]]:
+        """Character-offset entities (start, end, label) for each doc."""
+        docs = list(docs)
+        if not self.model.get_ref("crf").shims:
+            raise ValueError(
+                f"[E109] Component '{self.name}' could not be run. Was it initialized? "
+                "Call nlp.initialize() or load a trained pipeline."
+            )
+        windows = [(i, w) for i, doc in enumerate(docs) for w in self._windows(doc.text)]
+        tags = [numpy.zeros((len(doc.text),), dtype="int64") for doc in docs]
+        for group in self._group_windows(windows):
+            window_docs = [self._window_doc(docs[i].text[w.start : w.end]) for i, w in group]
+            paths = self._decode(window_docs)
+            for (i, w), path in zip(group, paths):
+                lo, hi = w.own_start - w.start, w.own_end - w.start
+                tags[i][w.own_start : w.own_end] = path[lo:hi]
+        scheme = self.tag_scheme
+        return [scheme.decode(doc_tags) for doc_tags in tags]
+
+    def _windows(self, text: str, overlap: Optional[int] = None) -> List[Window]:
+        return split_windows(text, self.window_size, self.window_overlap if overlap is None else overlap)
+
+    def _group_windows(self, windows: List[Tuple[int, Window]]) -> Iterable[List[Tuple[int, Window]]]:
+        """Batches of similar-length windows with at most batch_chars padded chars."""
+        ordered = sorted(windows, key=lambda iw: iw[1].end - iw[1].start, reverse=True)
+        group: List[Tuple[int, Window]] = []
+        max_len = 0
+        for item in ordered:
+            length = item[1].end - item[1].start
+            if group and max(max_len, length) * (len(group) + 1) > self.batch_chars:
+                yield group
+                group, max_len = [], 0
+            group.append(item)
+            max_len = max(max_len, length)
+        if group:
+            yield group
+
+    def _window_doc(self, text: str) -> Doc:
+        # The model reads only doc.text, so a one-token doc is the cheapest carrier.
+        return Doc(self.vocab, words=[text], spaces=[False])
+
+    def _decode(self, docs: List[Doc]) -> numpy.ndarray:
+        scores, lengths = self.model.predict(docs)
+        crf = self.model.get_ref("crf")
+        if self.model.attrs["decoder"] == "crf":
+            return crf_decode(crf, scores, lengths)
+        return masked_decode(crf, self.model.ops.to_numpy(scores), self.model.ops.to_numpy(lengths))
+
+    def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[CharSpan]]) -> None:
+        unaligned = overlapping = 0
+        for doc, char_spans in zip(docs, spans_per_doc):
+            ents = []
+            for start, end, label in char_spans:
+                span = doc.char_span(start, end, label=label, alignment_mode=self.alignment_mode)
+                if span is None or len(span) == 0:
+                    unaligned += 1
+                else:
+                    ents.append(span)
+            kept = filter_spans(ents)
+            overlapping += len(ents) - len(kept)
+            doc.set_ents(kept, default="outside")
+        self._warn_alignment(unaligned, overlapping)
+
+    def _warn_alignment(self, unaligned: int, overlapping: int) -> None:
+        self.alignment_stats["unaligned"] += unaligned
+        self.alignment_stats["overlapping"] += overlapping
+        if unaligned or overlapping:
+            warnings.warn(
+                f"[lexner_tagger] {unaligned} predicted entities could not be aligned to "
+                f"token boundaries (alignment_mode='{self.alignment_mode}') and "
+                f"{overlapping} overlapped another entity after alignment; they were "
+                "not written to doc.ents. Use a char-segmented pipeline (spacy.blank('zh')) "
+                "or alignment_mode='expand' to keep them. Running totals are in "
+                "nlp.get_pipe(name).alignment_stats."
+            )
+
+    # -- training ------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        validate_get_examples(lambda: examples, "LexiconTagger.update")  # type: ignore
+        window_docs, gold = self._training_windows(examples)
+        if not window_docs:
+            return losses
+        (scores, lengths), backprop = self.model.begin_update(window_docs)
+        loss, d_scores = self._loss_and_gradient(scores, lengths, gold)
+        backprop((d_scores, lengths))
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def _training_windows(self, examples: Iterable[Example]) -> Tuple[List[Doc], List[numpy.ndarray]]:
+        scheme = self.tag_scheme
+        window_docs, gold = [], []
+        for eg in examples:
+            text = eg.predicted.text
+            spans = [(e.start_char, e.end_char, e.label_) for e in eg.reference.ents]
+            for w in self._windows(text, overlap=0):
+                inside = [(max(s, w.start) - w.start, min(e, w.end) - w.start, lab) for s, e, lab in spans if s < w.end and e > w.start]
+                window_docs.append(self._window_doc(text[w.start : w.end]))
+                gold.append(scheme.encode(w.end - w.start, [s for s in inside if s[2] in scheme.labels and s[0] < s[1]]))
+        return window_docs, gold
+
+    def _loss_and_gradient(self, scores, lengths, gold: List[numpy.ndarray]):
+        ops = self.model.ops
+        n_seqs, max_len = scores.shape[0], scores.shape[1]
+        gold_padded = numpy.zeros((n_seqs, max_len), dtype="int64")
+        for i, tags in enumerate(gold):
+            gold_padded[i, : len(tags)] = tags
+        if self.model.attrs["decoder"] == "crf":
+            loss, d_scores = crf_loss(self.model.get_ref("crf"), scores, ops.asarray(gold_padded), lengths)
+            return loss / n_seqs, d_scores / n_seqs
+        return _softmax_loss(ops, scores, gold_padded, lengths)
+
+    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, numpy.ndarray]:
+        """The loss of the model's scores for examples (as returned by
+        model.begin_update on the examples' windows)."""
+        examples = list(examples)
+        _, gold = self._training_windows(examples)
+        emissions, lengths = scores
+        return self._loss_and_gradient(emissions, lengths, gold)
+
+    # -- serialization ---------------------------------------------------------
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "model": lambda: self.model.to_bytes(),
+            "lexicon": lambda: self.lexicon.to_bytes() if self.lexicon is not None else b"",
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LexiconTagger":
+        def load_lexicon(b: bytes) -> None:
+            self.set_lexicon(Lexicon().from_bytes(b)) if b else None
+
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "lexicon": load_lexicon,
+            "model": lambda b: self._load_model(lambda: self.model.from_bytes(b), "bytes"),
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        self._apply_extra_lexicons()
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = util.ensure_path(path)
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "model": lambda p: self.model.to_disk(p),
+        }
+        if self.lexicon is not None:
+            serialize["lexicon"] = lambda p: self.lexicon.to_disk(p)
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "LexiconTagger":
+        path = util.ensure_path(path)
+        for required in ("cfg", "model", "lexicon"):
+            if required not in exclude and not (path / required).exists():
+                raise ValueError(
+                    f"Cannot load lexner_tagger: missing file {path / required}. "
+                    "The pipeline directory is incomplete; re-save or re-download it."
+                )
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(_read_json(p)),
+            "lexicon": lambda p: self.set_lexicon(Lexicon().from_disk(p)),
+            "model": lambda p: self._load_model(lambda: self.model.from_disk(p), str(p)),
+        }
+        util.from_disk(path, deserialize, exclude)
+        self._apply_extra_lexicons()
+        return self
+
+    def _load_model(self, load: Callable[[], Model], source: str) -> None:
+        self._build_model()
+        self.model.initialize()
+        try:
+            load()
+        except (ValueError, KeyError, TypeError, EOFError) as err:
+            raise ValueError(
+                f"Cannot load the lexner_tagger model weights from {source}: {err}. "
+                "The file is truncated, corrupted or from an incompatible config."
+            ) from err
+
+
+def _read_json(path: Path) -> Dict:
+    try:
+        return srsly.read_json(path)
+    except ValueError as err:
+        raise ValueError(f"Cannot read {path}: {err}. The file is corrupted.") from err
+
+
+def _softmax_loss(ops, scores, gold_padded: numpy.ndarray, lengths):
+    scores_np = ops.to_numpy(scores).astype("float32")
+    lengths_np = ops.to_numpy(lengths)
+    n_seqs, max_len, n_tags = scores_np.shape
+    mask = numpy.arange(max_len)[None, :] < lengths_np[:, None]
+    shifted = scores_np - scores_np.max(axis=-1, keepdims=True)
+    probs = numpy.exp(shifted)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    truth = numpy.zeros_like(probs)
+    numpy.put_along_axis(truth, gold_padded[..., None], 1.0, axis=-1)
+    d_scores = (probs - truth) * mask[..., None] / max(n_seqs, 1)
+    picked = numpy.take_along_axis(probs, gold_padded[..., None], axis=-1)[..., 0]
+    loss = float(-(numpy.log(picked + 1e-12) * mask).sum() / max(n_seqs, 1))
+    return loss, ops.asarray(d_scores.astype("float32"))

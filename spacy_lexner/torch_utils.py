@@ -1,0 +1,132 @@
+"""Shared glue between thinc and PyTorch.
+
+Two things are shared by every torch-backed layer in this package:
+
+* serialisation of torch parameters *without* pickle (``torch.save`` pickles
+  by default, and a pipeline directory is untrusted input), and
+* a thinc layer whose torch module is built lazily, at ``initialize``, once
+  its input width and label count are known. Thinc's ``PyTorchWrapper`` wants
+  the module up front, which would force users to spell out widths that spaCy
+  can infer.
+"""
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy
+import srsly
+from thinc.api import ArgsKwargs, Model, PyTorchShim, get_torch_default_device
+from thinc.layers.pytorchwrapper import forward as pytorch_forward
+from thinc.util import is_torch_array, torch2xp, xp2torch, convert_recursive
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - torch is a hard requirement
+    torch = None  # type: ignore
+
+BuildModule = Callable[[Model], "torch.nn.Module"]
+
+
+def serialize_torch_state(module: "torch.nn.Module") -> bytes:
+    """Serialise a module's state dict as msgpack'd numpy arrays (no pickle)."""
+    state = {}
+    for name, tensor in module.state_dict().items():
+        array = tensor.detach().cpu()
+        if array.dtype == torch.bfloat16:
+            array = array.float()
+        state[name] = array.numpy()
+    return srsly.msgpack_dumps(state)
+
+
+def deserialize_torch_state(
+    module: "torch.nn.Module", state_bytes: bytes, device: "torch.device"
+) -> "torch.nn.Module":
+    try:
+        state = srsly.msgpack_loads(state_bytes)
+    except Exception as err:
+        raise ValueError(
+            "Could not read the torch weights of a spacy-lexner layer: the model "
+            "file is truncated or corrupted. Re-save or re-train the pipeline."
+        ) from err
+    if not isinstance(state, dict):
+        raise ValueError("Corrupted torch weights: expected a mapping of arrays.")
+    tensors = {name: torch.from_numpy(numpy.array(value)) for name, value in state.items()}
+    module.load_state_dict(tensors)
+    module.to(device)
+    return module
+
+
+def make_shim(module: "torch.nn.Module") -> PyTorchShim:
+    return PyTorchShim(
+        module,
+        device=get_torch_default_device(),
+        serialize_model=serialize_torch_state,
+        deserialize_model=deserialize_torch_state,
+    )
+
+
+def LazyTorchWrapper(
+    name: str,
+    build_module: BuildModule,
+    *,
+    convert_inputs: Callable,
+    convert_outputs: Callable,
+    dims: Dict[str, Optional[int]],
+    attrs: Optional[Dict[str, Any]] = None,
+    infer_nI: Optional[Callable[[Any], int]] = None,
+) -> Model:
+    """A thinc layer wrapping a torch module that is built at initialize.
+
+    build_module receives the thinc model, so it can read its (now known) dims.
+    """
+    all_attrs = {"convert_inputs": convert_inputs, "convert_outputs": convert_outputs}
+    all_attrs.update(attrs or {})
+    return Model(
+        name,
+        pytorch_forward,
+        init=_lazy_init(build_module, infer_nI),
+        dims=dims,
+        attrs=all_attrs,
+        shims=[],
+    )
+
+
+def _lazy_init(build_module: BuildModule, infer_nI: Optional[Callable[[Any], int]]):
+    def init(model: Model, X: Any = None, Y: Any = None) -> None:
+        if X is not None and infer_nI is not None and model.has_dim("nI") is None:
+            model.set_dim("nI", infer_nI(X))
+        if model.shims:
+            return
+        model.shims.append(make_shim(build_module(model)))
+
+    return init
+
+
+def ensure_built(model: Model) -> None:
+    """Build every lazy torch layer whose dims are known (used before loading)."""
+    for node in model.walk():
+        if node.attrs.get("convert_inputs") is not None and not node.shims:
+            node.initialize()
+
+
+def shim_device(model: Model) -> "torch.device":
+    return model.shims[0].device
+
+
+def to_torch(model: Model, array: Any, *, requires_grad: bool = False) -> "torch.Tensor":
+    return xp2torch(array, requires_grad=requires_grad, device=shim_device(model))
+
+
+def torch_to_xp(tensor: "torch.Tensor") -> Any:
+    return torch2xp(tensor)
+
+
+__all__ = [
+    "ArgsKwargs",
+    "LazyTorchWrapper",
+    "ensure_built",
+    "serialize_torch_state",
+    "deserialize_torch_state",
+    "to_torch",
+    "torch_to_xp",
+    "is_torch_array",
+    "convert_recursive",
+]
