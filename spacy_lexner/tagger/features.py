@@ -135,7 +135,10 @@ class Featurizer:
                     ends.append(end + offset)
                     words.append(word)
                 offset += len(text)
-        table = self._table[self._word_table(lexicon, words)] if words else numpy.zeros((0, 4))
+        table = numpy.zeros((0, 4))
+        if words:
+            ids = self._word_table(lexicon, words)  # may grow self._table
+            table = self._table[ids]
         index, entry = _soft_lexicon_cells(numpy.array(starts, dtype="int64"), numpy.array(ends, dtype="int64"))
         z = table[entry, 0]
         pos = index // N_SETS

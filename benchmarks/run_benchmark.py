@@ -1,0 +1,152 @@
+"""Train and evaluate lexner_tagger and spaCy's built-in ``ner`` on the same data.
+
+    python benchmarks/run_benchmark.py --data-dir ../shared/data --threads 1
+
+For each dataset (Resume, Weibo by default) it converts the corpus, trains
+both systems with ``python -m spacy train`` (each in its own process, timed,
+peak RSS measured), then, in this one process, evaluates both on the test set
+and times ``nlp.pipe`` over the test texts, so the speed ratio compares the
+two systems under the same conditions. The spaCy ``ner`` config is the one
+``spacy init config -l zh -p ner -o efficiency`` writes.
+
+The torch/BLAS thread count is fixed (``--threads``, default 1) and printed:
+with another process busy, 2 threads can be far slower than 1.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = {
+    "resume": ("resume/train.char.bmes", "resume/dev.char.bmes", "resume/test.char.bmes", "bmes"),
+    "weibo": ("weibo/weiboNER_2nd_conll.train", "weibo/weiboNER_2nd_conll.dev", "weibo/weiboNER_2nd_conll.test", "weibo"),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "runs")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--systems", nargs="+", default=["lexner", "spacy_ner"], choices=["lexner", "spacy_ner"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-train", action="store_true", help="Reuse trained models in --output")
+    return parser.parse_args()
+
+
+def thread_env(threads: int) -> Dict[str, str]:
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    return env
+
+
+def convert(data_dir: Path, name: str, corpus: Path) -> Dict[str, Path]:
+    from spacy_lexner.convert import convert_file
+
+    *splits, fmt = DATASETS[name]
+    paths = {}
+    for split, rel in zip(("train", "dev", "test"), splits):
+        out = corpus / f"{split}.spacy"
+        if not out.exists():
+            convert_file(data_dir / rel, out, fmt)
+        paths[split] = out
+    return paths
+
+
+def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads: int) -> Dict:
+    if system == "lexner":
+        config = REPO / "configs" / f"{name}.cfg"
+    else:
+        config = out_dir.parent / "spacy_ner.cfg"
+        subprocess.run(
+            [sys.executable, "-m", "spacy", "init", "config", "-l", "zh", "-p", "ner", "-o", "efficiency", str(config), "-F"],
+            check=True, capture_output=True,
+        )
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "measure.py"), "--",
+        sys.executable, "-m", "spacy", "train", str(config), "--output", str(out_dir),
+        "--paths.train", str(paths["train"]), "--paths.dev", str(paths["dev"]),
+    ]
+    log = out_dir.parent / f"{system}.train.log"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as log_file:
+        result = subprocess.run(cmd, env=thread_env(threads), stdout=subprocess.PIPE, stderr=log_file, text=True)
+    log.open("a").write(result.stdout)
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    if stats["returncode"] != 0:
+        raise SystemExit(f"Training {system} on {name} failed; see {log}")
+    return stats
+
+
+def dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def evaluate(model_dir: Path, test_path: Path) -> Dict:
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    nlp = spacy.load(model_dir)
+    gold = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    texts = [doc.text for doc in gold]
+    list(nlp.pipe(texts[:20]))  # warm-up: lazy lexicon automaton, allocator
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(texts, batch_size=256))
+    seconds = time.perf_counter() - start
+    scores = nlp.evaluate([Example(nlp.make_doc(d.text), d) for d in gold])
+    return {
+        "p": scores["ents_p"] * 100, "r": scores["ents_r"] * 100, "f": scores["ents_f"] * 100,
+        "per_type": scores["ents_per_type"],
+        "chars_per_s": sum(map(len, texts)) / seconds,
+        "size_mb": dir_size_mb(model_dir),
+        "n_predicted": sum(len(d.ents) for d in predicted),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results: List[Dict] = []
+    for name in args.datasets:
+        run_dir = args.output / name
+        paths = convert(args.data_dir, name, run_dir / "corpus")
+        for system in args.systems:
+            model_dir = run_dir / system
+            stats_file = run_dir / f"{system}.train.json"
+            if not args.skip_train:
+                print(f"[{name}] training {system} ...", flush=True)
+                stats_file.parent.mkdir(parents=True, exist_ok=True)
+                stats_file.write_text(json.dumps(train(system, name, paths, model_dir, args.threads)))
+            train_stats = json.loads(stats_file.read_text())
+            scores = evaluate(model_dir / "model-best", paths["test"])
+            results.append({"dataset": name, "system": system, **train_stats, **scores})
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "per_type"}), flush=True)
+    (args.output / "results.json").write_text(json.dumps(results, indent=2))
+    print_table(results, args.threads)
+
+
+def print_table(results: List[Dict], threads: int) -> None:
+    print(f"\ntorch/BLAS threads: {threads}\n")
+    print("| dataset | system | test P | test R | test F1 | train wall (min) | chars/s (nlp.pipe) | speed ratio vs ner | model size (MB) | train peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    by_key = {(r["dataset"], r["system"]): r for r in results}
+    for r in results:
+        base = by_key.get((r["dataset"], "spacy_ner"))
+        ratio = f"{r['chars_per_s'] / base['chars_per_s']:.2f}x" if base else "n/a"
+        print(
+            f"| {r['dataset']} | {r['system']} | {r['p']:.2f} | {r['r']:.2f} | {r['f']:.2f} | "
+            f"{r['wall_s'] / 60:.1f} | {r['chars_per_s']:,.0f} | {ratio} | {r['size_mb']:.1f} | {r['peak_rss_mb']:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
