@@ -114,7 +114,11 @@ class Featurizer:
                 word_ids[w] = len(word_ids)
             freqs = numpy.array([lexicon.freq(w) for w in new], dtype="float64")
             word_keys = numpy.array([hash_string(w) for w in new], dtype="uint64")
-            type_keys = numpy.array([hash_string(lexicon.type_of(w) or "") for w in new], dtype="uint64")
+            # The type vector is keyed by (type, length): "a 4-char place name
+            # starts here" generalises to words never seen in training.
+            type_keys = numpy.array(
+                [hash_string(f"{lexicon.type_of(w) or ''}|{len(w)}") for w in new], dtype="uint64"
+            )
             rows = numpy.zeros((len(new), 4), dtype="float64")
             rows[:, 0] = self._weight(freqs)
             rows[:, 1:3] = hash_rows(word_keys, self.seeds, self.n_word_rows)

@@ -41,9 +41,10 @@ def build_soft_lexicon_embed(
     char_rows: int = 16384,
     bigram_rows: int = 65536,
     word_rows: int = 65536,
-    type_rows: int = 512,
+    type_rows: int = 2048,
     weighting: str = "log",
     dropout: float = 0.5,
+    word_dropout: float = 0.1,
     use_lexicon: bool = True,
 ) -> Model[List[Doc], Padded]:
     """Character, bigram and SoftLexicon features for each character of a doc.
@@ -53,6 +54,9 @@ def build_soft_lexicon_embed(
     *_rows: sizes of the hashed embedding tables (memory stays bounded).
     weighting: z(w) of a matched word: "frequency" (raw lexicon frequency, as
         in the paper), "log" (log(1 + frequency)) or "uniform".
+    dropout: dropout on the concatenated character vectors.
+    word_dropout: share of matched words whose word vector is hidden in
+        training, leaving their (type, length) vector.
     """
     if not use_lexicon:
         word_width = type_width = 0
@@ -68,7 +72,7 @@ def build_soft_lexicon_embed(
         n_bigram_rows=bigram_rows, bigram_width=bigram_width,
         n_word_rows=max(word_rows, 1), word_width=word_width,
         n_type_rows=max(type_rows, 1), type_width=type_width,
-        dropout=dropout,
+        dropout=dropout, word_dropout=word_dropout,
     )
     width = char_width + bigram_width + (N_SETS * (word_width + type_width + 1) if word_width else 0)
     embed = LazyTorchWrapper(

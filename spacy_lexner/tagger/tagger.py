@@ -38,6 +38,7 @@ word_width = 50
 type_width = 16
 weighting = "log"
 dropout = 0.5
+word_dropout = 0.1
 use_lexicon = true
 
 [model.encoder]

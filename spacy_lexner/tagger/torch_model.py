@@ -27,6 +27,7 @@ class SoftLexiconEmbedding(nn.Module):
         n_type_rows: int,
         type_width: int,
         dropout: float,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.char = nn.Embedding(n_char_rows, char_width)
@@ -36,6 +37,7 @@ class SoftLexiconEmbedding(nn.Module):
         self.word_width = word_width
         self.type_width = type_width if self.word_type is not None else 0
         self.dropout = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
         for table in (self.char, self.bigram, self.word, self.word_type):
             if table is not None:
                 nn.init.normal_(table.weight, std=0.1)
@@ -68,6 +70,11 @@ class SoftLexiconEmbedding(nn.Module):
 
     def _soft_lexicon(self, n_chars, lex_index, lex_word_rows, lex_type_rows, lex_weights) -> torch.Tensor:
         vectors = self.word(lex_word_rows).sum(dim=1)
+        if self.training and self.word_dropout > 0:
+            # Hide whole word vectors so the tagger also learns to use the
+            # (type, length) vector, which is all an unseen word may have.
+            keep = torch.rand(vectors.shape[0], 1, device=vectors.device) >= self.word_dropout
+            vectors = vectors * keep
         if self.word_type is not None:
             vectors = torch.cat([vectors, self.word_type(lex_type_rows)], dim=1)
         cells = vectors.new_zeros((n_chars * N_SETS, vectors.shape[1]))
