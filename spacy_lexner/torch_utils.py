@@ -54,8 +54,33 @@ def deserialize_torch_state(
     return module
 
 
+class InPlacePyTorchShim(PyTorchShim):
+    """PyTorchShim whose optimizer step writes into the existing parameters.
+
+    thinc's PyTorchShim.finish_update re-wraps each updated array as a new
+    tensor (``param.data = xp2torch(...)``). Measured here, that grew the
+    training process by ~3 MB per update (a 600-step Weibo run reached 5 GB
+    RSS); copying into the parameter in place keeps memory flat.
+    """
+
+    def finish_update(self, optimizer) -> None:
+        for name, torch_data in self._model.named_parameters():
+            if torch_data.grad is None:
+                continue
+            if self._grad_scaler.found_inf:  # mixed precision overflow: skip the step
+                torch_data.grad.zero_()
+                continue
+            param, _ = optimizer((self.id, name), torch2xp(torch_data.data), torch2xp(torch_data.grad))
+            updated = xp2torch(param, device=torch_data.device)
+            if updated.data_ptr() != torch_data.data_ptr():
+                with torch.no_grad():
+                    torch_data.copy_(updated)
+            torch_data.grad.zero_()
+        self._grad_scaler.update()
+
+
 def make_shim(module: "torch.nn.Module") -> PyTorchShim:
-    return PyTorchShim(
+    return InPlacePyTorchShim(
         module,
         device=get_torch_default_device(),
         serialize_model=serialize_torch_state,

@@ -40,7 +40,7 @@ def make_examples(nlp: Language, data=TRAIN_DATA) -> List[Example]:
     return examples
 
 
-def train_nlp(nlp: Language, examples: List[Example], n_iter: int = 80, learn_rate: float = 0.01) -> Language:
+def train_nlp(nlp: Language, examples: List[Example], n_iter: int = 50, learn_rate: float = 0.02) -> Language:
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = learn_rate
     for _ in range(n_iter):

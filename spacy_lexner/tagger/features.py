@@ -57,7 +57,7 @@ class Featurizer:
         n_bigram_rows: int,
         n_word_rows: int,
         n_type_rows: int,
-        weighting: str = "log",
+        weighting: str = "frequency",
         seed: int = 0,
     ) -> None:
         if weighting not in WEIGHTINGS:

@@ -42,7 +42,7 @@ def build_soft_lexicon_embed(
     bigram_rows: int = 65536,
     word_rows: int = 65536,
     type_rows: int = 2048,
-    weighting: str = "log",
+    weighting: str = "frequency",
     dropout: float = 0.5,
     word_dropout: float = 0.1,
     use_lexicon: bool = True,

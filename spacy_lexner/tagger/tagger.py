@@ -36,7 +36,7 @@ char_width = 50
 bigram_width = 50
 word_width = 50
 type_width = 16
-weighting = "log"
+weighting = "frequency"
 dropout = 0.5
 word_dropout = 0.1
 use_lexicon = true
@@ -267,6 +267,12 @@ class LexiconTagger(TrainablePipe):
         for doc, char_spans in zip(docs, spans_per_doc):
             ents = []
             for start, end, label in char_spans:
+                start, end = _strip_whitespace(doc.text, start, end)
+                if start == end:
+                    # A whitespace-only entity is never useful; count it as
+                    # unaligned so it is reported, not silently dropped.
+                    unaligned += 1
+                    continue
                 span = doc.char_span(start, end, label=label, alignment_mode=self.alignment_mode)
                 if span is None or len(span) == 0:
                     unaligned += 1
@@ -406,6 +412,15 @@ class LexiconTagger(TrainablePipe):
                 f"Cannot load the lexner_tagger model weights from {source}: {err}. "
                 "The file is truncated, corrupted or from an incompatible config."
             ) from err
+
+
+def _strip_whitespace(text: str, start: int, end: int) -> Tuple[int, int]:
+    """Entity offsets without leading/trailing whitespace (documented repair)."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _read_json(path: Path) -> Dict:

@@ -1,0 +1,119 @@
+"""`spacy package` of a trained lexner pipeline installs into a clean venv
+and predicts the same entities there as the trained directory does here.
+
+Slow (a venv with torch, spaCy and spacy-lexner is built from the pip cache
+and index), but CI runs it: it is the only check that the entry points make
+spaCy list spacy-lexner as a requirement of the packaged pipeline.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import spacy
+import srsly
+import torch
+
+from .util import REPO_ROOT, blank_with_tagger, ents_of, make_examples, train_nlp
+
+TEXTS = ["张三在北京大学工作。", "李四去了上海。", "南京市长江大桥很长。", "王五是腾讯公司的工程师"]
+WORDS = ["北京大学", "上海", "南京市", "长江大桥", "腾讯公司", "工程师"]
+# What pip needs to build spacy-lexner from source; everything else (tests,
+# benchmarks, build outputs) stays out of the copy.
+SOURCE_FILES = ("setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE")
+PREDICT = """
+import json, sys
+import spacy, spacy_lexner
+nlp = spacy.load("zh_lexner_tiny")
+print(json.dumps({
+    "ents": [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in nlp.pipe(json.loads(sys.argv[1]))],
+    "spacy_lexner": spacy_lexner.__file__,
+    "sys_path": sys.path,
+}))
+"""
+
+
+def train_tiny_pipeline(path: Path, wordlist: Path) -> None:
+    nlp = blank_with_tagger()
+    # A six-word lexicon instead of jieba's 350k words keeps the package small.
+    wordlist.write_text("\n".join(WORDS) + "\n", encoding="utf-8")
+    nlp.config["initialize"]["components"]["lexner_tagger"] = {
+        "lexicon": {"@lexicons": "spacy-lexner.file_lexicon.v1", "paths": [str(wordlist)]}
+    }
+    train_nlp(nlp, make_examples(nlp), n_iter=30)
+    nlp.to_disk(path)
+
+
+def copy_source(dest: Path) -> Path:
+    """Copy what is needed to pip-install spacy-lexner (not editable) from the checkout under test."""
+    dest.mkdir()
+    for name in SOURCE_FILES:
+        if (REPO_ROOT / name).exists():
+            shutil.copy(REPO_ROOT / name, dest / name)
+    if not (dest / "README.md").exists():  # setup.cfg reads it as long_description
+        (dest / "README.md").write_text("spacy-lexner\n", encoding="utf-8")
+    shutil.copytree(
+        REPO_ROOT / "spacy_lexner", dest / "spacy_lexner",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+    )
+    return dest
+
+
+def clean_env() -> Dict[str, str]:
+    """The environment for the venv: nothing that would add the checkout or
+    user site-packages to sys.path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA"))}
+    env["PYTHONNOUSERSITE"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def run(cmd: List[str], cwd: Path, env: Dict[str, str]) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
+    env = clean_env()
+    model_dir = tmp_path / "model"
+    train_tiny_pipeline(model_dir, tmp_path / "words.txt")
+    expected = [[list(e) for e in ents_of(doc)] for doc in spacy.load(model_dir).pipe(TEXTS)]
+    assert any(expected), "the tiny pipeline should find some entities; train it longer"
+
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    run(
+        [sys.executable, "-m", "spacy", "package", str(model_dir), str(packages),
+         "--name", "lexner_tiny", "--version", "0.0.1", "--build", "wheel"],
+        cwd=tmp_path, env=dict(os.environ),
+    )
+    pkg_dir = packages / "zh_lexner_tiny-0.0.1"
+    requirements = srsly.read_json(pkg_dir / "meta.json")["requirements"]
+    assert any(req.startswith("spacy-lexner") for req in requirements), requirements
+    (wheel,) = (pkg_dir / "dist").glob("*.whl")
+
+    venv_dir = tmp_path / "venv"
+    venv.create(venv_dir, with_pip=True, clear=True)  # no system site-packages
+    python = str(venv_dir / "bin" / "python")
+    # torch first and pinned to the version under test, as in .ci/run: a bare
+    # requirement could pull a multi-GB CUDA build. "2.13.0" also matches "2.13.0+cpu".
+    torch_version = torch.__version__.split("+")[0]
+    run([python, "-m", "pip", "install", "--quiet", f"torch=={torch_version}"], cwd=tmp_path, env=env)
+    source = copy_source(tmp_path / "spacy-lexner-src")
+    run([python, "-m", "pip", "install", "--quiet", str(source), str(wheel)], cwd=tmp_path, env=env)
+
+    # An empty working directory: `python -c` puts it first on sys.path.
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    out = json.loads(run([python, "-c", PREDICT, json.dumps(TEXTS)], cwd=workdir, env=env))
+    assert out["ents"] == expected
+    assert Path(out["spacy_lexner"]).resolve().is_relative_to(venv_dir.resolve())
+    repo = str(REPO_ROOT.resolve())
+    assert not [p for p in out["sys_path"] if p and str(Path(p).resolve()).startswith(repo)]
