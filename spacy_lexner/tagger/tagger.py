@@ -222,10 +222,11 @@ class LexiconTagger(TrainablePipe):
                 f"[E109] Component '{self.name}' could not be run. Was it initialized? "
                 "Call nlp.initialize() or load a trained pipeline."
             )
-        windows = [(i, w) for i, doc in enumerate(docs) for w in self._windows(doc.text)]
-        tags = [numpy.zeros((len(doc.text),), dtype="int64") for doc in docs]
+        texts = [doc.text for doc in docs]  # Doc.text is rebuilt on every access
+        windows = [(i, w) for i, text in enumerate(texts) for w in self._windows(text)]
+        tags = [numpy.zeros((len(text),), dtype="int64") for text in texts]
         for group in self._group_windows(windows):
-            window_docs = [self._window_doc(docs[i].text[w.start : w.end]) for i, w in group]
+            window_docs = [self._window_doc(texts[i][w.start : w.end]) for i, w in group]
             paths = self._decode(window_docs)
             for (i, w), path in zip(group, paths):
                 lo, hi = w.own_start - w.start, w.own_end - w.start
@@ -266,8 +267,9 @@ class LexiconTagger(TrainablePipe):
         unaligned = overlapping = 0
         for doc, char_spans in zip(docs, spans_per_doc):
             ents = []
+            text = doc.text
             for start, end, label in char_spans:
-                start, end = _strip_whitespace(doc.text, start, end)
+                start, end = _strip_whitespace(text, start, end)
                 if start == end:
                     # A whitespace-only entity is never useful; count it as
                     # unaligned so it is reported, not silently dropped.
