@@ -12,6 +12,7 @@ import argparse
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Dict
 
 import spacy
 from spacy.tokens import DocBin
@@ -20,7 +21,7 @@ from spacy.training import Example
 from spacy_lexner import Lexicon
 
 
-def gazetteer(train_path: Path, vocab) -> Path:
+def gazetteer(train_path: Path, vocab, type_map: Dict[str, str]) -> Path:
     labels = defaultdict(Counter)
     for doc in DocBin().from_disk(train_path).get_docs(vocab):
         for ent in doc.ents:
@@ -29,7 +30,8 @@ def gazetteer(train_path: Path, vocab) -> Path:
     with path.open("w", encoding="utf8") as file_:
         for text, counts in labels.items():
             if "\t" not in text and "\n" not in text and text.strip():
-                file_.write(f"{text}\t{counts.most_common(1)[0][0]}\n")
+                label = counts.most_common(1)[0][0]
+                file_.write(f"{text}\t{type_map.get(label, label)}\n")
     return path
 
 
@@ -45,13 +47,19 @@ def main() -> None:
     parser.add_argument("train", type=Path)
     parser.add_argument("test", type=Path)
     parser.add_argument("--pipe", default="lexner_tagger")
+    parser.add_argument(
+        "--type-map", default="",
+        help="label=type pairs, e.g. NAME=nr,LOC=ns,ORG=nt: give added words the jieba POS types the model was trained with",
+    )
     args = parser.parse_args()
     nlp = spacy.load(args.model)
     print(f"trained lexicon:                       {scores(nlp, args.test)}")
-    path = gazetteer(args.train, nlp.vocab)
+    type_map = dict(pair.split("=", 1) for pair in args.type_map.split(",") if pair)
+    path = gazetteer(args.train, nlp.vocab, type_map)
     n_words = sum(1 for _ in path.open(encoding="utf8"))
     extended = spacy.load(args.model, config={"components": {args.pipe: {"extra_lexicons": [str(path)]}}})
-    print(f"+ {n_words} train entity strings at load:  {scores(extended, args.test)}")
+    typed = f" (types {args.type_map})" if type_map else ""
+    print(f"+ {n_words} train entity strings at load{typed}:  {scores(extended, args.test)}")
     tagger = nlp.get_pipe(args.pipe)
     tagger.set_lexicon(Lexicon([("\u0000\u0000", 1.0, None)]))
     print(f"lexicon emptied at load:               {scores(nlp, args.test)}")
