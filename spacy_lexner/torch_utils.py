@@ -9,13 +9,13 @@ Two things are shared by every torch-backed layer in this package:
   the module up front, which would force users to spell out widths that spaCy
   can infer.
 """
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 import numpy
 import srsly
-from thinc.api import ArgsKwargs, Model, PyTorchShim, get_torch_default_device
+from thinc.api import Model, PyTorchShim, get_torch_default_device
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
-from thinc.util import is_torch_array, torch2xp, xp2torch, convert_recursive
+from thinc.util import torch2xp, xp2torch
 
 try:
     import torch
@@ -125,13 +125,6 @@ def _lazy_init(build_module: BuildModule, infer_nI: Optional[Callable[[Any], int
     return init
 
 
-def ensure_built(model: Model) -> None:
-    """Build every lazy torch layer whose dims are known (used before loading)."""
-    for node in model.walk():
-        if node.attrs.get("convert_inputs") is not None and not node.shims:
-            node.initialize()
-
-
 def shim_device(model: Model) -> "torch.device":
     return model.shims[0].device
 
@@ -142,16 +135,3 @@ def to_torch(model: Model, array: Any, *, requires_grad: bool = False) -> "torch
 
 def torch_to_xp(tensor: "torch.Tensor") -> Any:
     return torch2xp(tensor)
-
-
-__all__ = [
-    "ArgsKwargs",
-    "LazyTorchWrapper",
-    "ensure_built",
-    "serialize_torch_state",
-    "deserialize_torch_state",
-    "to_torch",
-    "torch_to_xp",
-    "is_torch_array",
-    "convert_recursive",
-]

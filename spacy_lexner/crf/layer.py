@@ -6,7 +6,7 @@ forward pass takes ``(emissions, tag_ids, lengths)`` and returns the summed
 negative log-likelihood; its backward pass returns the gradient of the
 emissions, which the pipe sends back through the encoder.
 """
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Tuple
 
 import numpy
 import torch
@@ -15,7 +15,7 @@ from thinc.types import Floats3d, Ints1d, Ints2d
 
 from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
 from .tag_scheme import TagScheme
-from .torch_crf import ConstrainedCRF
+from .torch_crf import FORBIDDEN, ConstrainedCRF, viterbi_decode
 
 CRFInput = Tuple[Floats3d, Ints2d, Ints1d]
 
@@ -114,8 +114,6 @@ def masked_decode(model: Model, scores: Floats3d, lengths: Ints1d) -> numpy.ndar
         em = torch.log_softmax(torch.as_tensor(numpy.asarray(scores)).float(), dim=-1)
         mask = _lengths_to_mask(torch.as_tensor(numpy.asarray(lengths)).long(), em.shape[1])
         zeros = torch.zeros(len(scheme))
-        from .torch_crf import FORBIDDEN, viterbi_decode
-
         start = zeros.masked_fill(~torch.from_numpy(scheme.allowed_starts()), FORBIDDEN)
         end = zeros.masked_fill(~torch.from_numpy(scheme.allowed_ends()), FORBIDDEN)
         trans = torch.zeros_like(allowed, dtype=torch.float).masked_fill(~allowed, FORBIDDEN)

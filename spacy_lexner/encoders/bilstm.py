@@ -5,7 +5,7 @@ from thinc.api import Model
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .common import PaddedInput, padded_encoder
+from .common import padded_encoder
 
 
 @registry.architectures("spacy-lexner.BiLSTMEncoder.v1")

@@ -41,7 +41,3 @@ def convert_padded_outputs(model: Model, inputs_outputs: Any, is_train: bool):
         return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
 
     return torch_to_xp(Yt), backprop
-
-
-def length_mask(lengths: torch.Tensor, max_len: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(max_len, device=device).unsqueeze(0) < lengths.to(device).unsqueeze(1)

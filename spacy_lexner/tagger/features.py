@@ -6,11 +6,14 @@ so memory is bounded whatever the lexicon size, and a word added to the
 lexicon after training still lands on trained rows (see README, "Lexicon").
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.strings import hash_string
 from thinc.api import NumpyOps
+
+if TYPE_CHECKING:
+    from ..lexicon import Lexicon
 
 N_SETS = 4  # SoftLexicon's B, M, E, S
 SET_B, SET_M, SET_E, SET_S = range(N_SETS)
@@ -72,7 +75,7 @@ class Featurizer:
         self._word_ids: Dict[str, int] = {}
         self._table = numpy.zeros((0, 4), dtype="float64")
 
-    def __call__(self, texts: List[str], lexicon: Optional["Lexicon"]) -> LexFeatures:  # type: ignore[name-defined]
+    def __call__(self, texts: List[str], lexicon: Optional["Lexicon"]) -> LexFeatures:
         lengths = numpy.array([len(t) for t in texts], dtype="int64")
         joined = "".join(texts)
         codes = numpy.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype="uint32").astype("uint64")
@@ -96,7 +99,7 @@ class Featurizer:
             return numpy.log1p(freqs)
         return numpy.ones_like(freqs)
 
-    def _word_table(self, lexicon: "Lexicon", words: List[str]) -> numpy.ndarray:  # type: ignore[name-defined]
+    def _word_table(self, lexicon: "Lexicon", words: List[str]) -> numpy.ndarray:
         """Ids of words in a per-lexicon table of (z, word rows, type row).
 
         Rows are computed once per word and lexicon version, so the per-match

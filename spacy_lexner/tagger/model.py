@@ -15,9 +15,9 @@ from thinc.api import ArgsKwargs, Model, serialize_attr
 from thinc.types import Floats3d, Ints1d
 
 from ..crf.layer import build_crf_layer
-from ..encoders.common import padded_encoder
+from ..encoders.common import convert_padded_outputs, padded_encoder
 from ..lexicon import Lexicon
-from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from ..torch_utils import LazyTorchWrapper, to_torch
 from .features import N_SETS, Featurizer, LexFeatures
 from .torch_model import EmissionScorer, SoftLexiconEmbedding
 
@@ -79,7 +79,7 @@ def build_soft_lexicon_embed(
         "soft_lexicon_torch",
         lambda model: SoftLexiconEmbedding(**module_kwargs),
         convert_inputs=_convert_features,
-        convert_outputs=_convert_padded_output,
+        convert_outputs=convert_padded_outputs,
         dims={"nO": width},
     )
     return Model(
@@ -126,15 +126,6 @@ def _convert_features(model: Model, X: LexFeatures, is_train: bool):
     names = ["lengths", "char_rows", "bigram_rows", "lex_index", "lex_word_rows", "lex_type_rows", "lex_weights", "empty_sets"]
     args = tuple(to_torch(model, getattr(X, name)) for name in names)
     return ArgsKwargs(args=args, kwargs={}), lambda d_inputs: None
-
-
-def _convert_padded_output(model: Model, inputs_outputs: Any, is_train: bool):
-    _, Yt = inputs_outputs
-
-    def backprop(dY: Floats3d) -> ArgsKwargs:
-        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
-
-    return torch_to_xp(Yt), backprop
 
 
 @registry.architectures("spacy-lexner.LexiconTagger.v1")
