@@ -28,12 +28,16 @@ DATASETS = {
 }
 
 
+# Systems trained from a config in configs/ (the rest: spaCy's own ner).
+SYSTEMS = {"lexner": "{dataset}.cfg", "crf_ner": "crf_ner.cfg", "spacy_ner": None}
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "runs")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--systems", nargs="+", default=["lexner", "spacy_ner"], choices=["lexner", "spacy_ner"])
+    parser.add_argument("--systems", nargs="+", default=["lexner", "spacy_ner"], choices=list(SYSTEMS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-train", action="store_true", help="Reuse trained models in --output")
     return parser.parse_args()
@@ -60,8 +64,8 @@ def convert(data_dir: Path, name: str, corpus: Path) -> Dict[str, Path]:
 
 
 def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads: int) -> Dict:
-    if system == "lexner":
-        config = REPO / "configs" / f"{name}.cfg"
+    if SYSTEMS[system] is not None:
+        config = REPO / "configs" / SYSTEMS[system].format(dataset=name)
     else:
         config = out_dir.parent / "spacy_ner.cfg"
         subprocess.run(

@@ -93,6 +93,32 @@ def crf_loss(
     return nll, backprop(1.0)
 
 
+def pad_gold(gold: List[numpy.ndarray], max_len: int) -> numpy.ndarray:
+    """Gold tag id sequences, zero padded to [len(gold), max_len]."""
+    padded = numpy.zeros((len(gold), max_len), dtype="int64")
+    for i, tags in enumerate(gold):
+        padded[i, : len(tags)] = tags
+    return padded
+
+
+def crf_gold_loss(
+    model: Model, emissions: Floats3d, lengths: Ints1d, gold: List[numpy.ndarray]
+) -> Tuple[float, Floats3d]:
+    """Mean NLL per sequence of the gold tags, and its gradient. Empty
+    sequences (empty docs) add nothing: pytorch-crf cannot score them."""
+    ops = model.ops
+    n_seqs = emissions.shape[0]
+    nonempty = ops.to_numpy(lengths) > 0
+    d_emissions = ops.alloc3f(*emissions.shape)
+    if not nonempty.any():
+        return 0.0, d_emissions
+    rows = ops.asarray1i(numpy.nonzero(nonempty)[0])
+    gold_padded = ops.asarray(pad_gold([g for g, keep in zip(gold, nonempty) if keep], emissions.shape[1]))
+    loss, d_rows = crf_loss(model, emissions[rows], gold_padded, lengths[rows])
+    d_emissions[rows] = d_rows
+    return loss / n_seqs, d_emissions / n_seqs
+
+
 def crf_decode(model: Model, emissions: Floats3d, lengths: Ints1d) -> numpy.ndarray:
     """Best valid tag ids per sequence, batched; returned as a numpy array."""
     if emissions.shape[0] == 0:

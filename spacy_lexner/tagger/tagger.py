@@ -10,12 +10,12 @@ from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
-from spacy.training import Example, validate_get_examples
+from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..crf.layer import crf_decode, crf_loss, masked_decode, set_crf_labels, tag_scheme_of
+from ..crf.layer import crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels, tag_scheme_of
 from ..crf.tag_scheme import TagScheme
 from ..lexicon import Lexicon
 from .model import set_lexicon
@@ -222,6 +222,8 @@ class LexiconTagger(TrainablePipe):
                 f"[E109] Component '{self.name}' could not be run. Was it initialized? "
                 "Call nlp.initialize() or load a trained pipeline."
             )
+        if self._needs_pipeline_docs:
+            return self._predict_whole_docs(docs)
         texts = [doc.text for doc in docs]  # Doc.text is rebuilt on every access
         windows = [(i, w) for i, text in enumerate(texts) for w in self._windows(text)]
         tags = [numpy.zeros((len(text),), dtype="int64") for text in texts]
@@ -233,6 +235,19 @@ class LexiconTagger(TrainablePipe):
                 tags[i][w.own_start : w.own_end] = path[lo:hi]
         scheme = self.tag_scheme
         return [scheme.decode(doc_tags) for doc_tags in tags]
+
+    @property
+    def _needs_pipeline_docs(self) -> bool:
+        """A listener (e.g. a transformer's) must see the pipeline's own docs,
+        so such models get whole docs instead of windows."""
+        return any(node.attrs.get("needs_pipeline_docs") for node in self.model.walk())
+
+    def _predict_whole_docs(self, docs: List[Doc]) -> List[List[CharSpan]]:
+        scheme = self.tag_scheme
+        if not any(doc.text for doc in docs):
+            return [[] for _ in docs]
+        paths = self._decode(docs)
+        return [scheme.decode(path[: len(doc.text)]) for doc, path in zip(docs, paths)]
 
     def _windows(self, text: str, overlap: Optional[int] = None) -> List[Window]:
         return split_windows(text, self.window_size, self.window_overlap if overlap is None else overlap)
@@ -311,7 +326,8 @@ class LexiconTagger(TrainablePipe):
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
-        validate_get_examples(lambda: examples, "LexiconTagger.update")  # type: ignore
+        examples = list(examples)
+        validate_examples(examples, "LexiconTagger.update")
         window_docs, gold = self._training_windows(examples)
         if not window_docs:
             return losses
@@ -326,8 +342,13 @@ class LexiconTagger(TrainablePipe):
     def _training_windows(self, examples: Iterable[Example]) -> Tuple[List[Doc], List[numpy.ndarray]]:
         scheme = self.tag_scheme
         window_docs, gold = [], []
+        whole = self._needs_pipeline_docs
         for eg in examples:
             text = eg.predicted.text
+            if whole:
+                window_docs.append(eg.predicted)
+                gold.append(scheme.encode(len(text), [(e.start_char, e.end_char, e.label_) for e in eg.reference.ents if e.label_ in scheme.labels]))
+                continue
             spans = [(e.start_char, e.end_char, e.label_) for e in eg.reference.ents]
             for w in self._windows(text, overlap=0):
                 inside = [(max(s, w.start) - w.start, min(e, w.end) - w.start, lab) for s, e, lab in spans if s < w.end and e > w.start]
@@ -336,15 +357,10 @@ class LexiconTagger(TrainablePipe):
         return window_docs, gold
 
     def _loss_and_gradient(self, scores, lengths, gold: List[numpy.ndarray]):
-        ops = self.model.ops
-        n_seqs, max_len = scores.shape[0], scores.shape[1]
-        gold_padded = numpy.zeros((n_seqs, max_len), dtype="int64")
-        for i, tags in enumerate(gold):
-            gold_padded[i, : len(tags)] = tags
+        crf = self.model.get_ref("crf")
         if self.model.attrs["decoder"] == "crf":
-            loss, d_scores = crf_loss(self.model.get_ref("crf"), scores, ops.asarray(gold_padded), lengths)
-            return loss / n_seqs, d_scores / n_seqs
-        return _softmax_loss(ops, scores, gold_padded, lengths)
+            return crf_gold_loss(crf, scores, lengths, gold)
+        return _softmax_loss(self.model.ops, scores, pad_gold(gold, scores.shape[1]), lengths)
 
     def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, numpy.ndarray]:
         """The loss of the model's scores for examples (as returned by

@@ -1,0 +1,1 @@
+"""``crf_ner``: a linear-chain CRF NER head over any token-vector layer."""

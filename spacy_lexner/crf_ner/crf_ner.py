@@ -1,0 +1,297 @@
+"""The ``crf_ner`` pipe: token-level CRF NER over a shared embedding layer."""
+import warnings
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+import numpy
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import filter_spans, registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+
+from ..crf.layer import crf_decode, crf_gold_loss, set_crf_labels, tag_scheme_of
+from ..crf.tag_scheme import TagScheme
+
+TokenSpan = Tuple[int, int, str]
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy-lexner.CRFTagger.v1"
+scheme = "BIOES"
+
+[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
+
+[model.tok2vec.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+
+[model.tok2vec.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 96
+depth = 4
+window_size = 1
+maxout_pieces = 3
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@registry.scorers("spacy-lexner.crf_ner_scorer.v1")
+def make_crf_ner_scorer() -> Callable:
+    return score_crf_ner
+
+
+def score_crf_ner(examples: Iterable[Example], *, spans_key: Optional[str] = None, **kwargs) -> Dict:
+    """ents_* scores, or spans_{key}_* scores when the pipe writes doc.spans."""
+    if spans_key is None:
+        return get_ner_prf(examples)
+    # score_spans names the scores after attr and passes attr to the getter.
+    return Scorer.score_spans(
+        examples, f"spans_{spans_key}", getter=lambda doc, attr: doc.spans.get(spans_key, []),
+        has_annotation=lambda doc: spans_key in doc.spans, allow_overlap=False,
+    )
+
+
+@Language.factory(
+    "crf_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "spans_key": None,
+        "scorer": {"@scorers": "spacy-lexner.crf_ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_crf_ner(
+    nlp: Language, name: str, model: Model, spans_key: Optional[str], scorer: Optional[Callable]
+) -> "CRFEntityRecognizer":
+    """Create a crf_ner component.
+
+    model: a spacy-lexner.CRFTagger.v1 over any tok2vec or listener.
+    spans_key: write the entities to doc.spans[spans_key] instead of doc.ents
+        (and read the gold entities from there). Set the score weights to
+        spans_{key}_f etc. in your training config when you use it.
+    """
+    return CRFEntityRecognizer(nlp.vocab, model, name, spans_key=spans_key, scorer=scorer)
+
+
+class CRFEntityRecognizer(TrainablePipe):
+    """Tag tokens with BIOES (or BIO) tags under a CRF and write entities.
+
+    Works on any tokenization: characters (spacy.blank("zh")), jieba words, or
+    English words. Gold entities that do not line up with the predicted
+    tokens cannot be tagged; they are counted in alignment_stats and
+    reported in a warning.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "crf_ner",
+        *,
+        spans_key: Optional[str] = None,
+        scorer: Optional[Callable] = score_crf_ner,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict = {"labels": [], "spans_key": spans_key}
+        self.alignment_stats = {"unaligned_gold": 0, "overlapping_gold": 0}
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    @property
+    def spans_key(self) -> Optional[str]:
+        return self.cfg["spans_key"]
+
+    @property
+    def tag_scheme(self) -> TagScheme:
+        return tag_scheme_of(self.model.get_ref("crf"))
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(f"Entity labels must be strings, got {label!r}.")
+        if label in self.cfg["labels"]:
+            return 0
+        if self.model.get_ref("crf").shims:
+            raise ValueError(
+                f"Cannot add label '{label}' to a trained crf_ner: its CRF is sized "
+                "to its labels. Retrain the component with the new label."
+            )
+        self.cfg["labels"] = sorted(self.cfg["labels"] + [label])
+        return 1
+
+    def _gold_spans(self, doc: Doc) -> List[Span]:
+        if self.spans_key is None:
+            return list(doc.ents)
+        return list(doc.spans[self.spans_key]) if self.spans_key in doc.spans else []
+
+    # -- initialize ----------------------------------------------------------
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
+    ) -> None:
+        """Set the labels (from the data unless given) and initialise the model."""
+        validate_get_examples(get_examples, "CRFEntityRecognizer.initialize")
+        if labels is None:
+            labels = sorted({s.label_ for eg in get_examples() for s in self._gold_spans(eg.reference)})
+        if not labels:
+            where = "doc.ents" if self.spans_key is None else f"doc.spans['{self.spans_key}']"
+            raise ValueError(
+                f"crf_ner found no entity labels in {where} of the training data. "
+                "Check the data, or pass labels in [initialize.components.<name>.labels]."
+            )
+        self.cfg["labels"] = sorted(set(labels))
+        set_crf_labels(self.model.get_ref("crf"), self.labels)
+        sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=sample)
+
+    # -- prediction ----------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[List[TokenSpan]]:
+        """Token-offset entities (start, end, label) for each doc."""
+        docs = list(docs)
+        if not self.model.get_ref("crf").shims:
+            raise ValueError(
+                f"[E109] Component '{self.name}' could not be run. Was it initialized? "
+                "Call nlp.initialize() or load a trained pipeline."
+            )
+        if not any(len(doc) for doc in docs):
+            return [[] for _ in docs]
+        scores, lengths = self.model.predict(docs)
+        paths = crf_decode(self.model.get_ref("crf"), scores, lengths)
+        scheme = self.tag_scheme
+        return [scheme.decode(path[: len(doc)]) for doc, path in zip(docs, paths)]
+
+    def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[TokenSpan]]) -> None:
+        for doc, token_spans in zip(docs, spans_per_doc):
+            spans = [Span(doc, start, end, label=label) for start, end, label in token_spans]
+            if self.spans_key is None:
+                doc.set_ents(spans, default="outside")
+            else:
+                doc.spans[self.spans_key] = spans
+
+    # -- training ------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "CRFEntityRecognizer.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop((d_scores, scores[1]))
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, numpy.ndarray]:
+        """Mean CRF negative log-likelihood per doc and its gradient."""
+        emissions, lengths = scores
+        gold = [self._gold_tags(eg) for eg in examples]
+        return crf_gold_loss(self.model.get_ref("crf"), emissions, lengths, gold)
+
+    def _gold_tags(self, eg: Example) -> numpy.ndarray:
+        gold_spans = self._gold_spans(eg.reference)
+        kept = filter_spans(gold_spans)
+        aligned = eg.get_aligned_spans_y2x(kept, allow_overlap=False)
+        unaligned, overlapping = len(kept) - len(aligned), len(gold_spans) - len(kept)
+        if unaligned or overlapping:
+            self._warn_gold(unaligned, overlapping)
+        scheme = self.tag_scheme
+        token_spans = [(s.start, s.end, s.label_) for s in aligned if s.label_ in scheme.labels]
+        return scheme.encode(len(eg.predicted), token_spans)
+
+    def _warn_gold(self, unaligned: int, overlapping: int) -> None:
+        first = not any(self.alignment_stats.values())
+        self.alignment_stats["unaligned_gold"] += unaligned
+        self.alignment_stats["overlapping_gold"] += overlapping
+        if first:
+            warnings.warn(
+                f"[crf_ner] {unaligned} gold entities do not line up with token "
+                f"boundaries and {overlapping} overlap another gold entity; they are "
+                "trained as O. Use a tokenizer whose tokens match the entity "
+                "boundaries (e.g. spacy.blank('zh') characters). Running totals are in "
+                "nlp.get_pipe(name).alignment_stats (this warning is shown once)."
+            )
+
+    # -- serialization -------------------------------------------------------
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        serialize = {"cfg": lambda: srsly.json_dumps(self.cfg), "model": lambda: self.model.to_bytes()}
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "CRFEntityRecognizer":
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "model": lambda b: self._load_model(lambda: self.model.from_bytes(b), "bytes"),
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        serialize = {"cfg": lambda p: srsly.write_json(p, self.cfg), "model": lambda p: self.model.to_disk(p)}
+        util.to_disk(util.ensure_path(path), serialize, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "CRFEntityRecognizer":
+        path = util.ensure_path(path)
+        for required in ("cfg", "model"):
+            if required not in exclude and not (path / required).exists():
+                raise ValueError(
+                    f"Cannot load crf_ner: missing file {path / required}. "
+                    "The pipeline directory is incomplete; re-save it."
+                )
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "model": lambda p: self._load_model(lambda: self.model.from_disk(p), str(p)),
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def _load_model(self, load: Callable[[], Model], source: str) -> None:
+        # Only the CRF needs building (its torch module holds the weights);
+        # every other layer gets its dims and weights from the saved model.
+        crf = self.model.get_ref("crf")
+        set_crf_labels(crf, self.labels)
+        crf.initialize()
+        try:
+            load()
+        except (ValueError, KeyError, TypeError, EOFError) as err:
+            raise ValueError(
+                f"Cannot load the crf_ner model weights from {source}: {err}. "
+                "The file is truncated, corrupted or from an incompatible config."
+            ) from err
