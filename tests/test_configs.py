@@ -16,12 +16,20 @@ def test_all_configs_are_there():
     assert {p.stem for p in CONFIGS} >= {"resume", "weibo", "msra", "cluener"}
 
 
+PIPELINES = {
+    "crf_ner": ["tok2vec", "crf_ner"],
+    "crf_trf": ["transformer", "crf_ner"],
+    "lexner_trf": ["transformer", "lexner_tagger"],
+}
+
+
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_builds_pipeline(config_path):
     config = load_config(config_path)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
-    assert nlp.pipe_names == ["lexner_tagger"]
-    assert nlp.get_pipe("lexner_tagger").model.name == "lexner_tagger_model"
+    assert nlp.pipe_names == PIPELINES.get(config_path.stem, ["lexner_tagger"])
+    if "lexner_tagger" in nlp.pipe_names:
+        assert nlp.get_pipe("lexner_tagger").model.name == "lexner_tagger_model"
 
 
 def write_docbin(path: Path) -> Path:
