@@ -13,7 +13,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import filter_spans
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..crf.layer import crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels, tag_scheme_of
 from ..crf.tag_scheme import TagScheme
@@ -331,6 +331,9 @@ class LexiconTagger(TrainablePipe):
         window_docs, gold = self._training_windows(examples)
         if not window_docs:
             return losses
+        # Reaches thinc layers inside the model (e.g. a spaCy Tok2Vec); the
+        # torch modules take their dropout from the architecture config.
+        set_dropout_rate(self.model, drop)
         (scores, lengths), backprop = self.model.begin_update(window_docs)
         loss, d_scores = self._loss_and_gradient(scores, lengths, gold)
         backprop((d_scores, lengths))

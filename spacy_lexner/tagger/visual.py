@@ -1,0 +1,105 @@
+"""An optional learned visual gate for ``lexner_tagger``: character vectors
+are fused with ``Doc._.image_embedding`` (see spacy_lexner.multimodal).
+
+    docs ──embed──▶ X[batch, chars, D] ─┐
+    Doc._.image_embedding ─────────────┴─ VisualGate ──▶ [batch, chars, D + width]
+"""
+from typing import Callable, List, Optional, Tuple
+
+import numpy
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model
+from thinc.types import Floats3d, Ints1d
+
+from ..multimodal import context  # noqa: F401  (registers the Doc extensions)
+from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from .torch_model import VisualGate
+
+Padded = Tuple[Floats3d, Ints1d]
+
+
+@registry.architectures("spacy-lexner.VisualGateEmbed.v1")
+def build_visual_gate_embed(
+    embed: Model[List[Doc], Padded], image_width: int = 512, width: int = 64
+) -> Model[List[Doc], Padded]:
+    """embed: the character layer (e.g. spacy-lexner.SoftLexiconEmbed.v1).
+    image_width: width of Doc._.image_embedding (512 for CLIP ViT-B/32).
+    width: width of the gated visual vector appended to each character.
+
+    Docs without an image embedding get no visual signal. The tagger feeds
+    this layer whole docs, since windows would lose the Doc extensions.
+    """
+    char_width = embed.get_dim("nO") if embed.has_dim("nO") else None
+    out_width = char_width + width if char_width is not None else None
+    gate = LazyTorchWrapper(
+        "visual_gate_torch",
+        lambda m: VisualGate(m.get_dim("nI"), image_width, width),
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        dims={"nI": char_width, "nO": out_width},
+    )
+    return Model(
+        "visual_gate_embed",
+        _forward,
+        init=_init,
+        layers=[embed, gate],
+        refs={"embed": embed, "gate": gate},
+        dims={"nO": out_width},
+        attrs={"needs_pipeline_docs": True, "image_width": image_width, "width": width},
+    )
+
+
+def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+    embed, gate = model.layers
+    embed.initialize()
+    gate.set_dim("nI", embed.get_dim("nO"), force=True)
+    gate.set_dim("nO", embed.get_dim("nO") + model.attrs["width"], force=True)
+    model.set_dim("nO", gate.get_dim("nO"), force=True)
+    gate.initialize()
+
+
+def image_matrix(docs: List[Doc], image_width: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """[n_docs, image_width] image vectors (zeros where missing) and a 0/1 flag."""
+    images = numpy.zeros((len(docs), image_width), dtype="float32")
+    has_image = numpy.zeros((len(docs),), dtype="float32")
+    for i, doc in enumerate(docs):
+        vector = doc._.image_embedding
+        if vector is None:
+            continue
+        vector = numpy.asarray(vector, dtype="float32")
+        if vector.shape != (image_width,):
+            raise ValueError(
+                f"Doc._.image_embedding has shape {vector.shape}, but the visual gate expects "
+                f"({image_width},). Set image_width in spacy-lexner.VisualGateEmbed.v1 to the "
+                "width of your image encoder."
+            )
+        images[i], has_image[i] = vector, 1.0
+    return images, has_image
+
+
+def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+    embed, gate = model.layers
+    (X, lengths), bp_embed = embed(docs, is_train)
+    images, has_image = image_matrix(docs, model.attrs["image_width"])
+    Y, bp_gate = gate((X, images, has_image), is_train)
+
+    def backprop(dY: Padded) -> List[Doc]:
+        return bp_embed((bp_gate(dY[0]), lengths))
+
+    return (Y, lengths), backprop
+
+
+def _convert_inputs(model: Model, inputs, is_train: bool):
+    X, images, has_image = inputs
+    args = (to_torch(model, X, requires_grad=is_train), to_torch(model, images), to_torch(model, has_image))
+    return ArgsKwargs(args=args, kwargs={}), lambda d_inputs: torch_to_xp(d_inputs.args[0])
+
+
+def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
+    _, Yt = inputs_outputs
+
+    def backprop(dY: Floats3d) -> ArgsKwargs:
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
+
+    return torch_to_xp(Yt), backprop
