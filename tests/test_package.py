@@ -31,7 +31,7 @@ import json, sys
 import spacy, spacy_lexner
 nlp = spacy.load("zh_lexner_tiny")
 print(json.dumps({
-    "ents": [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in nlp.pipe(json.loads(sys.argv[1]))],
+    "ents": [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc, _ in nlp.pipe(json.loads(sys.argv[1]), as_tuples=True)],
     "spacy_lexner": spacy_lexner.__file__,
     "sys_path": sys.path,
 }))
@@ -46,7 +46,18 @@ def train_tiny_pipeline(path: Path, wordlist: Path) -> None:
         "lexicon": {"@lexicons": "spacy-lexner.file_lexicon.v1", "paths": [str(wordlist)]}
     }
     train_nlp(nlp, make_examples(nlp), n_iter=30)
+    # A multimodal ruler whose visual pattern and prototype must survive packaging.
+    ruler = nlp.add_pipe("multimodal_entity_ruler")
+    ruler.add_prototype("bridge_photo", [1.0, 0.0])
+    ruler.add_patterns([
+        {"label": "BRIDGE", "pattern": "长江大桥", "visual": {"tags_any": ["bridge"]}, "relabel": True},
+        {"label": "JOB", "pattern": "工程师", "visual": {"embedding_sim": {"prototype": "bridge_photo", "min": -1.0}}},
+    ])
     nlp.to_disk(path)
+
+
+# Texts with the image context the ruler reads (nlp.pipe(..., as_tuples=True)).
+INPUTS = [[text, {"image_tags": [["bridge", 0.9]], "image_embedding": [0.5, 0.5]}] for text in TEXTS]
 
 
 def copy_source(dest: Path) -> Path:
@@ -84,8 +95,10 @@ def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
     env = clean_env()
     model_dir = tmp_path / "model"
     train_tiny_pipeline(model_dir, tmp_path / "words.txt")
-    expected = [[list(e) for e in ents_of(doc)] for doc in spacy.load(model_dir).pipe(TEXTS)]
+    expected = [[list(e) for e in ents_of(doc)] for doc, _ in spacy.load(model_dir).pipe(INPUTS, as_tuples=True)]
     assert any(expected), "the tiny pipeline should find some entities; train it longer"
+    labels = {e[2] for doc_ents in expected for e in doc_ents}
+    assert "JOB" in labels, expected
 
     packages = tmp_path / "packages"
     packages.mkdir()
@@ -112,7 +125,7 @@ def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
     # An empty working directory: `python -c` puts it first on sys.path.
     workdir = tmp_path / "run"
     workdir.mkdir()
-    out = json.loads(run([python, "-c", PREDICT, json.dumps(TEXTS)], cwd=workdir, env=env))
+    out = json.loads(run([python, "-c", PREDICT, json.dumps(INPUTS)], cwd=workdir, env=env))
     assert out["ents"] == expected
     assert Path(out["spacy_lexner"]).resolve().is_relative_to(venv_dir.resolve())
     repo = str(REPO_ROOT.resolve())
