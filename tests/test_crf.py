@@ -97,3 +97,24 @@ def test_crf_layer_loss_gradient_and_transitions_are_trained():
     assert module._parameters["transitions"].grad is not None
     paths = crf_decode(layer, emissions, lengths)
     assert paths.shape == (2, 5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=15), min_size=1, max_size=8),
+    n_tags=st.integers(min_value=2, max_value=9),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_batched_viterbi_equals_pytorch_crf_decode(lengths, n_tags, seed):
+    """Our length-sorted batched Viterbi against pytorch-crf's reference decode."""
+    from torchcrf import CRF
+
+    from spacy_lexner.crf.torch_crf import viterbi_decode
+
+    torch.manual_seed(seed)
+    reference = CRF(n_tags, batch_first=True)
+    emissions = torch.randn(len(lengths), max(lengths), n_tags)
+    mask = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+    expected = reference.decode(emissions, mask=mask)
+    ours = viterbi_decode(emissions, mask, reference.start_transitions, reference.transitions, reference.end_transitions)
+    assert [ours[i, :n].tolist() for i, n in enumerate(lengths)] == expected
