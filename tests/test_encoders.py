@@ -1,0 +1,59 @@
+"""Every context encoder: overfit then round-trip, padding invariance, with
+and without the lexicon, and `spacy train` from a config."""
+import pytest
+import spacy
+import torch
+from spacy.cli.train import train
+
+from .test_configs import write_docbin
+from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, train_nlp
+
+ENCODERS = {
+    "bilstm": {"@architectures": "spacy-lexner.BiLSTMEncoder.v1", "hidden_width": 32, "dropout": 0.1},
+    "idcnn": {"@architectures": "spacy-lexner.IDCNNEncoder.v1", "width": 32, "n_blocks": 2, "dropout": 0.1},
+    "tener": {"@architectures": "spacy-lexner.TENEREncoder.v1", "width": 32, "depth": 1, "n_heads": 2, "ff_width": 64, "dropout": 0.1},
+}
+TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "iPhone12在Apple Store卖3999元😀"]
+
+
+@pytest.mark.parametrize("use_lexicon", [True, False], ids=["lexicon", "no_lexicon"])
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_overfit_round_trip(name, use_lexicon, tmp_path):
+    nlp = blank_with_tagger(encoder=ENCODERS[name], use_lexicon=use_lexicon)
+    train_nlp(nlp, make_examples(nlp), n_iter=60)
+    for text, ents in TRAIN_DATA:
+        assert ents_of(nlp(text)) == ents
+    expected = [ents_of(nlp(t)) for t in TEXTS]
+    nlp.to_disk(tmp_path / "nlp")
+    from_disk = spacy.load(tmp_path / "nlp")
+    from_bytes = spacy.util.load_model_from_config(nlp.config, auto_fill=False)
+    from_bytes.from_bytes(nlp.to_bytes())
+    for other in (from_disk, from_bytes):
+        assert [ents_of(other(t)) for t in TEXTS] == expected
+        assert [ents_of(d) for d in other.pipe(TEXTS, batch_size=3)] == expected
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_padding_does_not_change_outputs(name):
+    nlp = blank_with_tagger(encoder=ENCODERS[name])
+    nlp.initialize(lambda: make_examples(nlp))
+    model = nlp.get_pipe("lexner_tagger").model
+    short, long = nlp.make_doc("张三在上海。"), nlp.make_doc("南京市长江大桥很长，李四去了上海。" * 3)
+    alone, _ = model.predict([short])
+    batched, _ = model.predict([short, long])
+    torch.testing.assert_close(torch.as_tensor(batched[0, : len(short.text)]), torch.as_tensor(alone[0]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["idcnn", "tener"])
+def test_spacy_train_with_encoder(name, tmp_path):
+    data = write_docbin(tmp_path / "train.spacy")
+    encoder = {k: v for k, v in ENCODERS[name].items()}
+    overrides = {
+        "paths.train": str(data), "paths.dev": str(data),
+        "training.max_steps": 4, "training.eval_frequency": 2,
+        "components.lexner_tagger.model.encoder": encoder,
+    }
+    train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)
+    nlp = spacy.load(tmp_path / "out" / "model-last")
+    assert nlp.get_pipe("lexner_tagger").model.get_ref("encoder").name == f"{name}_encoder"
+    nlp("张三在北京大学工作。")
