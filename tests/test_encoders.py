@@ -12,6 +12,7 @@ ENCODERS = {
     "bilstm": {"@architectures": "spacy-lexner.BiLSTMEncoder.v1", "hidden_width": 32, "dropout": 0.1},
     "idcnn": {"@architectures": "spacy-lexner.IDCNNEncoder.v1", "width": 32, "n_blocks": 2, "dropout": 0.1},
     "tener": {"@architectures": "spacy-lexner.TENEREncoder.v1", "width": 32, "depth": 1, "n_heads": 2, "ff_width": 64, "dropout": 0.1},
+    "flat": {"@architectures": "spacy-lexner.FLATEncoder.v1", "width": 32, "depth": 1, "n_heads": 2, "ff_width": 64, "dropout": 0.1, "word_rows": 1024},
 }
 TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "iPhone12在Apple Store卖3999元😀"]
 
@@ -44,7 +45,7 @@ def test_padding_does_not_change_outputs(name):
     torch.testing.assert_close(torch.as_tensor(batched[0, : len(short.text)]), torch.as_tensor(alone[0]), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["idcnn", "tener"])
+@pytest.mark.parametrize("name", ["idcnn", "tener", "flat"])
 def test_spacy_train_with_encoder(name, tmp_path):
     data = write_docbin(tmp_path / "train.spacy")
     encoder = {k: v for k, v in ENCODERS[name].items()}
@@ -57,3 +58,30 @@ def test_spacy_train_with_encoder(name, tmp_path):
     nlp = spacy.load(tmp_path / "out" / "model-last")
     assert nlp.get_pipe("lexner_tagger").model.get_ref("encoder").name == f"{name}_encoder"
     nlp("张三在北京大学工作。")
+
+
+def test_flat_lattice_words_and_cap():
+    from spacy_lexner import Lexicon
+    from spacy_lexner.encoders.flat import lattice_words
+
+    lexicon = Lexicon()
+    for word in ["南京", "南京市", "市长", "长江", "长江大桥", "大桥", "江大桥", "桥"]:
+        lexicon.add(word, 10.0)
+    (words,) = lattice_words(["南京市长江大桥"], lexicon, max_words=100)
+    assert words == [(0, 2, "南京"), (0, 3, "南京市"), (2, 4, "市长"), (3, 5, "长江"), (3, 7, "长江大桥"), (4, 7, "江大桥"), (5, 7, "大桥")]
+    (capped,) = lattice_words(["南京市长江大桥"], lexicon, max_words=2)
+    assert capped == [(0, 3, "南京市"), (3, 7, "长江大桥")]  # the longest are kept
+
+
+def test_flat_words_change_the_char_outputs():
+    """The lattice words reach the characters through attention."""
+    nlp = blank_with_tagger(encoder=ENCODERS["flat"], use_lexicon=False)
+    nlp.initialize(lambda: make_examples(nlp))
+    tagger = nlp.get_pipe("lexner_tagger")
+    doc = nlp.make_doc("南京市长江大桥")
+    with_words, _ = tagger.model.predict([doc])
+    from spacy_lexner import Lexicon
+
+    tagger.set_lexicon(Lexicon())
+    without_words, _ = tagger.model.predict([doc])
+    assert not torch.allclose(torch.as_tensor(with_words), torch.as_tensor(without_words))

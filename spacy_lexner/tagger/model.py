@@ -98,9 +98,9 @@ def _init_children(model: Model, X: Any = None, Y: Any = None) -> None:
 
 
 def set_lexicon(model: Model, lexicon: Optional[Lexicon]) -> None:
-    """Point every SoftLexicon layer in model at lexicon."""
+    """Point every layer that reads the lexicon (SoftLexicon, FLAT) at it."""
     for node in model.walk():
-        if node.name == "soft_lexicon_embed":
+        if "lexicon" in node.attrs:
             node.attrs["lexicon"] = lexicon
 
 
@@ -175,7 +175,9 @@ def _tagger_init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> 
 def _tagger_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
     embed, encoder, scorer = model.layers[:3]
     (X, lengths), bp_embed = embed(docs, is_train)
-    H, bp_encoder = encoder((X, lengths), is_train)
+    # FLAT builds its lattice from the texts; other encoders see vectors only.
+    encoder_input = (X, lengths, [doc.text for doc in docs]) if encoder.attrs.get("reads_texts") else (X, lengths)
+    H, bp_encoder = encoder(encoder_input, is_train)
     scores, bp_scorer = scorer((H, lengths), is_train)
 
     def backprop(d_scores: Padded) -> List[Doc]:

@@ -1,0 +1,202 @@
+"""FLAT encoder (Li et al., ACL 2020): a Transformer over the flat lattice.
+
+The characters and every matched lexicon word (length >= 2) form one
+sequence. Each element has a head and a tail position (a char: i, i; a word:
+its first and last char). Attention uses the four relative distances
+hh, ht, th, tt, each embedded with sinusoids and fused by a ReLU layer:
+
+    R_ij = ReLU(W_r [p(hh_ij); p(ht_ij); p(th_ij); p(tt_ij)])
+    A_ij = (Q_i + u)·K_j + (Q_i + v)·(R_ij W_R)
+
+Only the character positions are returned, so the CRF reads characters.
+Since W_r is linear before the ReLU, W_r [p1; p2; p3; p4] is the sum of four
+per-distance tables, computed once per batch for every distance; only their
+sum is per pair. Memory still grows with (chars + words)^2: the words per
+text are capped (max_words) and long docs are tagged in windows.
+"""
+import math
+from typing import List, Optional, Tuple
+
+import numpy
+import torch
+from spacy.strings import hash_string
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model
+from thinc.types import Floats3d, Ints1d
+from torch import nn
+
+from ..tagger.features import hash_rows
+from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+
+LatticeInput = Tuple[Floats3d, Ints1d, List[str]]
+WORD_SEEDS = (11, 12)
+
+
+@registry.architectures("spacy-lexner.FLATEncoder.v1")
+def build_flat_encoder(
+    width: int = 160,
+    depth: int = 1,
+    n_heads: int = 8,
+    ff_width: int = 480,
+    dropout: float = 0.15,
+    word_rows: int = 65536,
+    max_words: int = 128,
+    scaled: bool = False,
+) -> Model[LatticeInput, Floats3d]:
+    """width (int): model width (= output width); width / n_heads must be even.
+    word_rows (int): hashed word-embedding rows (memory stays bounded).
+    max_words (int): at most this many lexicon words per text (the longest
+        words are kept first); bounds the (chars + words)^2 attention.
+    scaled (bool): divide attention by sqrt(head width) (FLAT: false).
+
+    The words come from the same Lexicon as SoftLexicon (set by the pipe).
+    """
+    if width % n_heads or (width // n_heads) % 2:
+        raise ValueError(f"FLAT width ({width}) / n_heads ({n_heads}) must be an even integer.")
+    settings = dict(width=width, depth=depth, n_heads=n_heads, ff_width=ff_width, dropout=dropout, word_rows=word_rows, scaled=scaled)
+    return LazyTorchWrapper(
+        "flat_encoder",
+        lambda model: FLAT(model.get_dim("nI"), **settings),
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        dims={"nI": None, "nO": width},
+        attrs={"lexicon": None, "reads_texts": True, "max_words": max_words, "word_rows": word_rows},
+        infer_nI=lambda X: X[0].shape[-1],
+    )
+
+
+def lattice_words(texts: List[str], lexicon, max_words: int) -> List[List[Tuple[int, int, str]]]:
+    """Matched words of length >= 2 per text, longest first, at most max_words,
+    then in text order."""
+    if lexicon is None:
+        raise ValueError(
+            "The FLAT encoder has no lexicon. Initialize the pipeline (nlp.initialize) "
+            "or load a trained one, which sets it."
+        )
+    result = []
+    for text in texts:
+        words = [m for m in lexicon.match(text) if m[1] - m[0] >= 2]
+        words = sorted(words, key=lambda m: (m[0] - m[1], m[0]))[:max_words]
+        result.append(sorted(words))
+    return result
+
+
+def _convert_inputs(model: Model, X: LatticeInput, is_train: bool):
+    vectors, lengths, texts = X
+    words = lattice_words(texts, model.attrs["lexicon"], model.attrs["max_words"])
+    n_words = numpy.array([len(w) for w in words], dtype="int64")
+    max_words = int(n_words.max()) if len(n_words) else 0
+    word_rows = numpy.zeros((len(texts), max_words, len(WORD_SEEDS)), dtype="int64")
+    heads = numpy.zeros((len(texts), max_words), dtype="int64")
+    tails = numpy.zeros((len(texts), max_words), dtype="int64")
+    for i, text_words in enumerate(words):
+        if not text_words:
+            continue
+        keys = numpy.array([hash_string(w) for _, _, w in text_words], dtype="uint64")
+        word_rows[i, : len(text_words)] = hash_rows(keys, WORD_SEEDS, model.attrs["word_rows"])
+        heads[i, : len(text_words)] = [s for s, _, _ in text_words]
+        tails[i, : len(text_words)] = [e - 1 for _, e, _ in text_words]
+    lengths_np = numpy.asarray(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype="int64")
+    args = (
+        to_torch(model, vectors, requires_grad=is_train),
+        *(torch.from_numpy(a).to(to_torch(model, vectors).device) for a in (lengths_np, word_rows, heads, tails, n_words)),
+    )
+
+    def reverse(d_inputs: ArgsKwargs) -> Floats3d:
+        return torch_to_xp(d_inputs.args[0])
+
+    return ArgsKwargs(args=args, kwargs={}), reverse
+
+
+def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
+    _, Yt = inputs_outputs
+
+    def backprop(dY: Floats3d) -> ArgsKwargs:
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
+
+    return torch_to_xp(Yt), backprop
+
+
+def sinusoids(distances: torch.Tensor, dim: int) -> torch.Tensor:
+    freqs = torch.exp(torch.arange(0, dim, 2, device=distances.device, dtype=torch.float) * (-math.log(10000.0) / dim))
+    angles = distances.float().unsqueeze(-1) * freqs
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class FlatLayer(nn.Module):
+    def __init__(self, width: int, n_heads: int, ff_width: int, dropout: float, scaled: bool) -> None:
+        super().__init__()
+        self.n_heads, self.head_width = n_heads, width // n_heads
+        self.query, self.key, self.value = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
+        self.key_position = nn.Linear(width, width)
+        self.u = nn.Parameter(torch.zeros(n_heads, self.head_width))
+        self.v = nn.Parameter(torch.zeros(n_heads, self.head_width))
+        self.out = nn.Linear(width, width)
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.feed_forward = nn.Sequential(nn.Linear(width, ff_width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_width, width))
+        self.dropout = nn.Dropout(dropout)
+        self.scale = 1.0 / math.sqrt(self.head_width) if scaled else 1.0
+
+    def forward(self, H: torch.Tensor, R: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        batch, n, width = H.shape
+        split = lambda T: T.view(batch, n, self.n_heads, self.head_width).transpose(1, 2)  # noqa: E731
+        Q, K, V = split(self.query(H)), split(self.key(H)), split(self.value(H))
+        content = torch.matmul(Q + self.u[:, None, :], K.transpose(-1, -2))
+        R_keys = self.key_position(R).view(batch, n, n, self.n_heads, self.head_width)
+        position = torch.einsum("bhid,bijhd->bhij", Q + self.v[:, None, :], R_keys)
+        scores = (content + position) * self.scale
+        scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        context = torch.matmul(weights, V).transpose(1, 2).reshape(batch, n, width)
+        H = self.norm1(H + self.dropout(self.out(context)))
+        return self.norm2(H + self.dropout(self.feed_forward(H)))
+
+
+class FLAT(nn.Module):
+    def __init__(self, nI: int, *, width: int, depth: int, n_heads: int, ff_width: int, dropout: float, word_rows: int, scaled: bool) -> None:
+        super().__init__()
+        self.width = width
+        self.char_project = nn.Linear(nI, width)
+        self.word_embed = nn.Embedding(word_rows, width)
+        nn.init.normal_(self.word_embed.weight, std=0.1)
+        self.distance_tables = nn.ModuleList(nn.Linear(width, width, bias=(k == 0)) for k in range(4))
+        self.layers = nn.ModuleList(FlatLayer(width, n_heads, ff_width, dropout, scaled) for _ in range(depth))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        X: torch.Tensor,
+        lengths: torch.Tensor,
+        word_rows: torch.Tensor,
+        word_heads: torch.Tensor,
+        word_tails: torch.Tensor,
+        n_words: torch.Tensor,
+    ) -> torch.Tensor:
+        batch, n_chars, _ = X.shape
+        if batch == 0 or n_chars == 0:
+            return X.new_zeros((batch, n_chars, self.width))
+        char_pos = torch.arange(n_chars, device=X.device).expand(batch, n_chars)
+        heads = torch.cat([char_pos, word_heads], dim=1)
+        tails = torch.cat([char_pos, word_tails], dim=1)
+        char_mask = char_pos < lengths[:, None]
+        word_mask = torch.arange(word_rows.shape[1], device=X.device)[None, :] < n_words[:, None]
+        key_mask = torch.cat([char_mask, word_mask], dim=1)
+        key_mask = key_mask | ~key_mask.any(dim=1, keepdim=True)  # empty texts: avoid NaN rows
+        H = torch.cat([self.char_project(X), self.word_embed(word_rows).sum(dim=2)], dim=1)
+        H = self.dropout(H)
+        R = self._relative_positions(heads, tails)
+        for layer in self.layers:
+            H = layer(H, R, key_mask)
+        return H[:, :n_chars] * char_mask.unsqueeze(-1)
+
+    def _relative_positions(self, heads: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+        """R[b, i, j] from the four distances, via per-distance tables."""
+        span = int(max(heads.max(), tails.max())) + 1
+        distances = torch.arange(-span, span + 1, device=heads.device)
+        table = sinusoids(distances, self.width)  # [2 span + 1, width]
+        pairs = ((heads, heads), (heads, tails), (tails, heads), (tails, tails))
+        fused = 0
+        for project, (a, b) in zip(self.distance_tables, pairs):
+            index = (a[:, :, None] - b[:, None, :]) + span
+            fused = fused + project(table)[index]
+        return torch.relu(fused)
