@@ -3,7 +3,6 @@ and EECR on a toy train/test pair, agreement with ``spacy evaluate`` on tiny
 trained pipelines (tests/util.py data, and Weibo when shared/data is there),
 and an index.html that opens in headless Chromium without console errors."""
 import json
-import math
 import os
 from html.parser import HTMLParser
 from pathlib import Path
