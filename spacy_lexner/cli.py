@@ -80,3 +80,82 @@ def print_summary(stats: ConversionStats, target: Path) -> None:
         msg.text("Repaired 0 ill-formed tags")
     if stats.n_dropped_overlaps:
         msg.warn(f"Dropped {stats.n_dropped_overlaps} overlapping span(s), keeping the longer ones")
+
+
+class LexiconFallback(str, Enum):
+    jieba = "jieba"
+    none = "none"
+
+
+REPORT_HELP = """Interpretable evaluation of an NER pipeline on a .spacy test set.
+
+Writes to --output: report.json (per-type P/R/F, bucketed F1 for entity
+length, sentence length, entity density, OOV density, train frequency, label
+consistency and lexicon coverage, F1 per entity-coverage-ratio bucket, EECR,
+and every error grouped as boundary/type/missed/spurious), one PNG bar chart
+per attribute (two models side by side with --compare) and index.html.
+--train is the training set the model saw (read for statistics only).
+"""
+
+
+@app.command("report", help=REPORT_HELP)
+def report_cli(
+    model: str = typer.Argument(..., help="Pipeline directory or package name"),
+    test_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy file"),
+    train_path: Path = typer.Option(..., "--train", "-t", exists=True, dir_okay=False, help="Training .spacy file"),
+    output: Path = typer.Option(..., "--output", "-o", file_okay=False, help="Output directory"),
+    compare: str = typer.Option(None, "--compare", "-c", help="A second pipeline to compare with"),
+    buckets_path: Path = typer.Option(
+        None, "--buckets", exists=True, dir_okay=False,
+        help='JSON file of bucket edges per attribute, e.g. {"entity_length": [0, 2, 3, 5, null]}',
+    ),
+    lexicon_fallback: LexiconFallback = typer.Option(
+        LexiconFallback.jieba, "--lexicon-fallback",
+        help="Lexicon for the coverage attribute when the pipeline has none (none = n/a)",
+    ),
+    allow_label_mismatch: bool = typer.Option(
+        False, "--allow-label-mismatch", help="Warn instead of failing when the data has labels the model lacks",
+    ),
+    n_errors: int = typer.Option(10, "--n-errors", min=0, help="Sampled errors per kind shown in index.html"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    try:
+        from .report import ReportError, load_buckets, run_report
+        from .report.plots import _require_matplotlib
+
+        _require_matplotlib()
+    except ImportError as err:
+        msg.fail("spacy-lexner report cannot run", str(err), exits=1)
+    if gpu_id >= 0:
+        import spacy
+
+        spacy.require_gpu(gpu_id)
+    try:
+        buckets = load_buckets(buckets_path) if buckets_path else None
+        report = run_report(
+            model, test_path, train_path, output, compare=compare, buckets=buckets,
+            lexicon_fallback=lexicon_fallback.value, allow_label_mismatch=allow_label_mismatch,
+            errors_per_kind=n_errors,
+        )
+    except ReportError as err:
+        msg.fail("Report failed", str(err), exits=1)
+    print_report_summary(report)
+
+
+def print_report_summary(report: dict) -> None:
+    """Overall and per-type scores, ECR buckets and EECR, in the terminal."""
+    data = report["data"]
+    msg.info(f"{data['n_docs']} test docs, {data['n_gold']} gold entities; lexicon: {data['lexicon']}")
+    for m in report["models"]:
+        o = m["overall"]
+        msg.divider(m["name"])
+        msg.text(f"P {100 * o['p']:.2f}  R {100 * o['r']:.2f}  F {100 * o['f']:.2f}")
+        rows = [(label, f"{100 * r['p']:.2f}", f"{100 * r['r']:.2f}", f"{100 * r['f']:.2f}", r["n_gold"])
+                for label, r in m["per_type"].items()]
+        msg.table(rows, header=("type", "P", "R", "F", "gold"), aligns=("l", "r", "r", "r", "r"))
+        rows = [(r["bucket"], r["n_gold"], f"{100 * r['f']:.2f}") for r in m["ecr_buckets"]]
+        msg.table(rows, header=("ECR bucket", "gold", "F"), aligns=("l", "r", "r"))
+        msg.text("errors: " + ", ".join(f"{k} {v}" for k, v in m["error_counts"].items()))
+    eecr = data["eecr"]["eecr"]
+    msg.text(f"EECR (train -> test): {'n/a' if eecr is None else f'{eecr:.4f}'}")
+    msg.good(f"Wrote {report['files']['json']}, {report['files']['html']} and the charts")
