@@ -181,7 +181,7 @@ class LexiconTagger(TrainablePipe):
         labels: Optional[List[str]] = None,
         lexicon: Optional[Callable[[], Lexicon]] = None,
         pretrained_vectors: Optional[Union[str, Path]] = None,
-        pretrained_rescale: bool = True,
+        pretrained_rescale: bool = False,
     ) -> None:
         """Set labels from the data (or `labels`), load the lexicon and
         initialise the model.
@@ -193,7 +193,8 @@ class LexiconTagger(TrainablePipe):
         pretrained_vectors: an .npz of char/bigram/word vectors (see
             spacy_lexner.tagger.pretrained) that initialises the embedding
             tables; null keeps the random initialisation.
-        pretrained_rescale: scale those vectors to the random init's spread.
+        pretrained_rescale: scale those vectors down to the random init's
+            spread (worse on Resume dev: 94.29 vs 94.68 unscaled).
         """
         validate_get_examples(get_examples, "LexiconTagger.initialize")
         if labels is None:
