@@ -84,6 +84,11 @@ class Featurizer:
         lex = self._lexicon_entries(texts, lengths, lexicon)
         return LexFeatures(lengths, char_rows, bigram_rows, *lex)
 
+    def word_rows(self, words: Sequence[str]) -> numpy.ndarray:
+        """Word-table rows of each word, one column per seed: [len(words), 2]."""
+        keys = numpy.array([hash_string(w) for w in words], dtype="uint64")
+        return hash_rows(keys, self.seeds, self.n_word_rows)
+
     def _bigram_keys(self, codes: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarray:
         nxt = numpy.empty_like(codes)
         if len(codes):
@@ -116,7 +121,6 @@ class Featurizer:
             for w in new:
                 word_ids[w] = len(word_ids)
             freqs = numpy.array([lexicon.freq(w) for w in new], dtype="float64")
-            word_keys = numpy.array([hash_string(w) for w in new], dtype="uint64")
             # The type vector is keyed by (type, length): "a 4-char place name
             # starts here" generalises to words never seen in training.
             type_keys = numpy.array(
@@ -124,7 +128,7 @@ class Featurizer:
             )
             rows = numpy.zeros((len(new), 4), dtype="float64")
             rows[:, 0] = self._weight(freqs)
-            rows[:, 1:3] = hash_rows(word_keys, self.seeds, self.n_word_rows)
+            rows[:, 1:3] = self.word_rows(new)
             rows[:, 3] = hash_rows(type_keys, self.seeds[:1], self.n_type_rows)[:, 0]
             self._table = numpy.concatenate([self._table, rows])
         return numpy.array([word_ids[w] for w in words], dtype="int64")
