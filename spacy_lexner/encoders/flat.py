@@ -30,6 +30,7 @@ from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
 
 LatticeInput = Tuple[Floats3d, Ints1d, List[str]]
 WORD_SEEDS = (11, 12)
+MAX_PAIRS = 1 << 18
 
 
 @registry.architectures("spacy-lexner.FLATEncoder.v1")
@@ -175,6 +176,16 @@ class FLAT(nn.Module):
         batch, n_chars, _ = X.shape
         if batch == 0 or n_chars == 0:
             return X.new_zeros((batch, n_chars, self.width))
+        # The pair tensors are [rows, n, n, width]: run the batch in chunks
+        # of at most MAX_PAIRS (row, i, j) pairs, so memory stays bounded.
+        n = n_chars + word_rows.shape[1]
+        rows = max(1, MAX_PAIRS // (n * n))
+        if batch > rows:
+            parts = [
+                self.forward(*(t[i : i + rows] for t in (X, lengths, word_rows, word_heads, word_tails, n_words)))
+                for i in range(0, batch, rows)
+            ]
+            return torch.cat(parts, dim=0)
         char_pos = torch.arange(n_chars, device=X.device).expand(batch, n_chars)
         heads = torch.cat([char_pos, word_heads], dim=1)
         tails = torch.cat([char_pos, word_tails], dim=1)
