@@ -18,6 +18,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..crf.layer import crf_decode, crf_gold_loss, set_crf_labels, tag_scheme_of
 from ..crf.tag_scheme import TagScheme
+from ..serialize import read_json
 
 TokenSpan = Tuple[int, int, str]
 
@@ -276,7 +277,7 @@ class CRFEntityRecognizer(TrainablePipe):
                     "The pipeline directory is incomplete; re-save it."
                 )
         deserialize = {
-            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "cfg": lambda p: self.cfg.update(read_json(p)),  # names the file if corrupted
             "model": lambda p: self._load_model(lambda: self.model.from_disk(p), str(p)),
         }
         util.from_disk(path, deserialize, exclude)

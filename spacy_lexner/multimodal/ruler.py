@@ -18,6 +18,7 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from ..serialize import read_json, read_jsonl, read_msgpack
 from ..lexicon.readers import read_lexicon_file
 from .context import ImageContext, ImageContextGetter, has_image_context, set_image_context
 from .patterns import validate_pattern, visual_condition_holds
@@ -295,6 +296,19 @@ class MultimodalEntityRuler(Pipe):
         for name in ("cfg", "patterns.jsonl", "prototypes.msgpack"):
             if not (path / name).exists():
                 raise ValueError(f"Cannot load {self.name}: missing file {path / name}. Re-save the pipeline.")
-        patterns = list(srsly.read_jsonl(path / "patterns.jsonl"))
-        self._load(srsly.read_json(path / "cfg"), patterns, srsly.read_msgpack(path / "prototypes.msgpack"))
+        # The readers name the file when it does not decode; _load's checks
+        # (a pattern that is not a dict, prototypes that are not a map) are
+        # about patterns.jsonl and prototypes.msgpack, so name the directory.
+        cfg = read_json(path / "cfg")
+        patterns = read_jsonl(path / "patterns.jsonl")
+        prototypes = read_msgpack(path / "prototypes.msgpack")
+        if not isinstance(cfg, dict) or not isinstance(prototypes, dict):
+            raise ValueError(
+                f"Cannot load {self.name}: {path / 'cfg'} or {path / 'prototypes.msgpack'} "
+                "does not hold a map. The file is corrupted; re-save the pipeline."
+            )
+        try:
+            self._load(cfg, patterns, prototypes)
+        except ValueError as err:
+            raise ValueError(f"Cannot load {self.name} from {path / 'patterns.jsonl'}: {err}") from err
         return self
