@@ -41,7 +41,7 @@ def tiny_tok2vec() -> Dict:
         "@architectures": "spacy.Tok2Vec.v2",
         "embed": {
             "@architectures": "spacy.MultiHashEmbed.v2", "width": 32, "attrs": ["NORM", "SHAPE"],
-            "rows": [1000, 100], "include_static_vectors": False,
+            "rows": [500, 50], "include_static_vectors": False,
         },
         "encode": {
             "@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1,
