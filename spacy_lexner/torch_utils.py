@@ -101,28 +101,36 @@ def LazyTorchWrapper(
     """A thinc layer wrapping a torch module that is built at initialize.
 
     build_module receives the thinc model, so it can read its (now known) dims.
+    build_module and infer_nI must be picklable (module-level functions or
+    functools.partial of them): nlp.pipe(n_process=...) with the spawn start
+    method pickles the pipeline.
     """
     all_attrs = {"convert_inputs": convert_inputs, "convert_outputs": convert_outputs}
     all_attrs.update(attrs or {})
     return Model(
         name,
         pytorch_forward,
-        init=_lazy_init(build_module, infer_nI),
+        init=LazyInit(build_module, infer_nI),
         dims=dims,
         attrs=all_attrs,
         shims=[],
     )
 
 
-def _lazy_init(build_module: BuildModule, infer_nI: Optional[Callable[[Any], int]]):
-    def init(model: Model, X: Any = None, Y: Any = None) -> None:
-        if X is not None and infer_nI is not None and model.has_dim("nI") is None:
-            model.set_dim("nI", infer_nI(X))
+class LazyInit:
+    """The init of a LazyTorchWrapper: a class rather than a closure, so the
+    model can be pickled."""
+
+    def __init__(self, build_module: BuildModule, infer_nI: Optional[Callable[[Any], int]]) -> None:
+        self.build_module = build_module
+        self.infer_nI = infer_nI
+
+    def __call__(self, model: Model, X: Any = None, Y: Any = None) -> None:
+        if X is not None and self.infer_nI is not None and model.has_dim("nI") is None:
+            model.set_dim("nI", self.infer_nI(X))
         if model.shims:
             return
-        model.shims.append(make_shim(build_module(model)))
-
-    return init
+        model.shims.append(make_shim(self.build_module(model)))
 
 
 def shim_device(model: Model) -> "torch.device":

@@ -39,12 +39,6 @@ def test_start_method_is_known():
     assert multiprocessing.get_start_method() in ("fork", "spawn", "forkserver")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AttributeError,
-    reason="Known limitation: with spawn, spaCy pickles the pipeline for each child, and the "
-    "torch-backed thinc layers hold local closures and lambdas (torch_utils._lazy_init, the "
-    "build_module lambdas), which cannot be pickled. Fork (the Linux default) works.",
-)
 def test_spawn_start_method(saved):
     """With spawn (the default on macOS and Windows) each child unpickles the
     pipeline; lexner_tagger, crf_ner and the ruler must survive that."""

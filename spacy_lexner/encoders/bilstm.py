@@ -1,4 +1,6 @@
 """BiLSTM encoder (the default), as in the SoftLexicon paper."""
+from functools import partial
+
 import torch
 from spacy.util import registry
 from thinc.api import Model
@@ -17,10 +19,12 @@ def build_bilstm_encoder(hidden_width: int = 200, depth: int = 1, dropout: float
     if hidden_width % 2:
         raise ValueError(f"BiLSTM hidden_width must be even, got {hidden_width}.")
 
-    def build(model: Model) -> nn.Module:
-        return BiLSTM(model.get_dim("nI"), hidden_width, depth, dropout)
-
+    build = partial(_bilstm_module, nO=hidden_width, depth=depth, dropout=dropout)
     return padded_encoder("bilstm_encoder", build, hidden_width)
+
+
+def _bilstm_module(model: Model, **settings) -> "BiLSTM":
+    return BiLSTM(model.get_dim("nI"), **settings)
 
 
 class BiLSTM(nn.Module):

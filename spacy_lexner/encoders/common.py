@@ -18,8 +18,12 @@ def padded_encoder(name: str, build_module: Callable[[Model], torch.nn.Module], 
         convert_outputs=convert_padded_outputs,
         dims={"nI": None, "nO": nO},
         attrs=attrs,
-        infer_nI=lambda X: X[0].shape[-1],
+        infer_nI=padded_width,
     )
+
+
+def padded_width(X: PaddedInput) -> int:
+    return X[0].shape[-1]
 
 
 def convert_padded_inputs(model: Model, X: PaddedInput, is_train: bool) -> Tuple[ArgsKwargs, Callable]:

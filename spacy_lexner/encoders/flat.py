@@ -15,6 +15,7 @@ sum is per pair. Memory still grows with (chars + words)^2: the words per
 text are capped (max_words) and long docs are tagged in windows.
 """
 import math
+from functools import partial
 from typing import List, Optional, Tuple
 
 import numpy
@@ -26,6 +27,7 @@ from thinc.types import Floats3d, Ints1d
 from torch import nn
 
 from ..tagger.features import hash_rows
+from .common import padded_width
 from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
 
 LatticeInput = Tuple[Floats3d, Ints1d, List[str]]
@@ -57,13 +59,17 @@ def build_flat_encoder(
     settings = dict(width=width, depth=depth, n_heads=n_heads, ff_width=ff_width, dropout=dropout, word_rows=word_rows, scaled=scaled)
     return LazyTorchWrapper(
         "flat_encoder",
-        lambda model: FLAT(model.get_dim("nI"), **settings),
+        partial(_flat_module, **settings),
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
         dims={"nI": None, "nO": width},
         attrs={"lexicon": None, "reads_texts": True, "max_words": max_words, "word_rows": word_rows},
-        infer_nI=lambda X: X[0].shape[-1],
+        infer_nI=padded_width,
     )
+
+
+def _flat_module(model: Model, **settings) -> "FLAT":
+    return FLAT(model.get_dim("nI"), **settings)
 
 
 def lattice_words(texts: List[str], lexicon, max_words: int) -> List[List[Tuple[int, int, str]]]:

@@ -3,6 +3,8 @@ dilated convolutions applied several times with shared weights. Every layer
 runs over the whole batch at once, so it is the fast encoder."""
 from typing import List
 
+from functools import partial
+
 import torch
 from spacy.util import registry
 from thinc.api import Model
@@ -28,10 +30,12 @@ def build_idcnn_encoder(
     if kernel_size % 2 == 0:
         raise ValueError(f"IDCNN kernel_size must be odd, got {kernel_size}.")
 
-    def build(model: Model) -> nn.Module:
-        return IDCNN(model.get_dim("nI"), width, list(dilations), n_blocks, kernel_size, dropout)
-
+    build = partial(_idcnn_module, width=width, dilations=list(dilations), n_blocks=n_blocks, kernel_size=kernel_size, dropout=dropout)
     return padded_encoder("idcnn_encoder", build, width)
+
+
+def _idcnn_module(model: Model, **settings) -> "IDCNN":
+    return IDCNN(model.get_dim("nI"), **settings)
 
 
 class IDCNN(nn.Module):

@@ -8,6 +8,8 @@ sharper attention for NER. Keys are not projected, as in the paper:
 """
 import math
 
+from functools import partial
+
 import torch
 from spacy.util import registry
 from thinc.api import Model
@@ -34,10 +36,15 @@ def build_tener_encoder(
     if width % n_heads or (width // n_heads) % 2:
         raise ValueError(f"TENER width ({width}) / n_heads ({n_heads}) must be an even integer.")
 
-    def build(model: Model) -> nn.Module:
-        return TENER(model.get_dim("nI"), width, depth, n_heads, ff_width, dropout, attention_dropout, scaled)
-
+    build = partial(
+        _tener_module, width=width, depth=depth, n_heads=n_heads, ff_width=ff_width,
+        dropout=dropout, attention_dropout=attention_dropout, scaled=scaled,
+    )
     return padded_encoder("tener_encoder", build, width)
+
+
+def _tener_module(model: Model, **settings) -> "TENER":
+    return TENER(model.get_dim("nI"), **settings)
 
 
 def relative_sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:

@@ -73,8 +73,13 @@ def _context_value(doc: Doc, key: str) -> Any:
 @registry.misc("spacy-lexner.image_context_from_user_data.v1")
 def make_user_data_getter() -> ImageContextGetter:
     """Read "image_tags" / "image_embedding" from the nlp.pipe context dict or doc.user_data."""
+    return UserDataImageContext()
 
-    def get_context(doc: Doc) -> Optional[ImageContext]:
+
+class UserDataImageContext:
+    # Getters are classes, not closures, so that a pipeline holding one can
+    # be pickled (nlp.pipe(n_process=...) with the spawn start method).
+    def __call__(self, doc: Doc) -> Optional[ImageContext]:
         tags, embedding = _context_value(doc, "image_tags"), _context_value(doc, "image_embedding")
         if tags is None and embedding is None:
             return None
@@ -82,8 +87,6 @@ def make_user_data_getter() -> ImageContextGetter:
             _check_tags(tags) if tags is not None else [],
             _check_embedding(embedding) if embedding is not None else None,
         )
-
-    return get_context
 
 
 @registry.misc("spacy-lexner.clip_image_context.v1")
@@ -104,18 +107,21 @@ def make_clip_getter(
     image_key: where the image (a file path or a PIL image) is found in the
         nlp.pipe context dict or doc.user_data.
     """
-    scorer = _ClipScorer(model_path, tags, prompt_template, device)
+    return ClipImageContext(_ClipScorer(model_path, tags, prompt_template, device), image_key)
 
-    def get_context(doc: Doc) -> Optional[ImageContext]:
-        image = _context_value(doc, image_key)
+
+class ClipImageContext:
+    def __init__(self, scorer: "_ClipScorer", image_key: str) -> None:
+        self.scorer, self.image_key = scorer, image_key
+
+    def __call__(self, doc: Doc) -> Optional[ImageContext]:
+        image = _context_value(doc, self.image_key)
         if image is None:
             return None
         loaded = _load_image(image)
         if loaded is None:
             return None
-        return scorer(loaded)
-
-    return get_context
+        return self.scorer(loaded)
 
 
 def _load_image(image: Any):

@@ -7,6 +7,7 @@ The CRF is a separate ref ("crf") so the pipe can compute its loss and run
 Viterbi on the emissions, while its transitions are still part of the model
 (updated by the optimizer, saved with the weights).
 """
+from functools import partial
 from typing import Any, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -77,7 +78,7 @@ def build_soft_lexicon_embed(
     width = char_width + bigram_width + (N_SETS * (word_width + type_width + 1) if word_width else 0)
     embed = LazyTorchWrapper(
         "soft_lexicon_torch",
-        lambda model: SoftLexiconEmbedding(**module_kwargs),
+        partial(_soft_lexicon_module, **module_kwargs),
         convert_inputs=_convert_features,
         convert_outputs=convert_padded_outputs,
         dims={"nO": width},
@@ -122,10 +123,22 @@ def _embed_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padde
     return (padded, lengths), backprop_embed
 
 
+def _soft_lexicon_module(model: Model, **kwargs: Any) -> SoftLexiconEmbedding:
+    return SoftLexiconEmbedding(**kwargs)
+
+
+def _emission_scorer_module(model: Model) -> EmissionScorer:
+    return EmissionScorer(model.get_dim("nI"), model.get_dim("nO"))
+
+
+def _no_input_gradient(d_inputs: ArgsKwargs) -> None:
+    return None
+
+
 def _convert_features(model: Model, X: LexFeatures, is_train: bool):
     names = ["lengths", "char_rows", "bigram_rows", "lex_index", "lex_word_rows", "lex_type_rows", "lex_weights", "empty_sets"]
     args = tuple(to_torch(model, getattr(X, name)) for name in names)
-    return ArgsKwargs(args=args, kwargs={}), lambda d_inputs: None
+    return ArgsKwargs(args=args, kwargs={}), _no_input_gradient
 
 
 @registry.architectures("spacy-lexner.LexiconTagger.v1")
@@ -145,7 +158,7 @@ def build_lexicon_tagger(
     """
     if decoder not in DECODERS:
         raise ValueError(f"Unknown decoder '{decoder}'. Use one of {DECODERS}.")
-    scorer = padded_encoder("emission_scorer", lambda m: EmissionScorer(m.get_dim("nI"), m.get_dim("nO")), None)
+    scorer = padded_encoder("emission_scorer", _emission_scorer_module, None)
     crf = build_crf_layer(scheme)
     return Model(
         "lexner_tagger_model",

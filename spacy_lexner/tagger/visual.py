@@ -4,6 +4,7 @@ are fused with ``Doc._.image_embedding`` (see spacy_lexner.multimodal).
     docs ──embed──▶ X[batch, chars, D] ─┐
     Doc._.image_embedding ─────────────┴─ VisualGate ──▶ [batch, chars, D + width]
 """
+from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 import numpy
@@ -34,7 +35,7 @@ def build_visual_gate_embed(
     out_width = char_width + width if char_width is not None else None
     gate = LazyTorchWrapper(
         "visual_gate_torch",
-        lambda m: VisualGate(m.get_dim("nI"), image_width, width),
+        partial(_visual_gate_module, image_width=image_width, width=width),
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
         dims={"nI": char_width, "nO": out_width},
@@ -48,6 +49,10 @@ def build_visual_gate_embed(
         dims={"nO": out_width},
         attrs={"needs_pipeline_docs": True, "image_width": image_width, "width": width},
     )
+
+
+def _visual_gate_module(model: Model, image_width: int, width: int) -> VisualGate:
+    return VisualGate(model.get_dim("nI"), image_width, width)
 
 
 def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
@@ -93,7 +98,11 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Cal
 def _convert_inputs(model: Model, inputs, is_train: bool):
     X, images, has_image = inputs
     args = (to_torch(model, X, requires_grad=is_train), to_torch(model, images), to_torch(model, has_image))
-    return ArgsKwargs(args=args, kwargs={}), lambda d_inputs: torch_to_xp(d_inputs.args[0])
+    return ArgsKwargs(args=args, kwargs={}), _first_input_gradient
+
+
+def _first_input_gradient(d_inputs: ArgsKwargs) -> Floats3d:
+    return torch_to_xp(d_inputs.args[0])
 
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
