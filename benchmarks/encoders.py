@@ -102,6 +102,9 @@ def main() -> None:
                 future.result()
     results: List[Dict] = []
     for name, encoder, lexicon, paths, out_dir in jobs:
+        if not (out_dir / "train.json").exists():
+            print(f"[{name}] {encoder} lexicon={lexicon}: not trained, skipped", flush=True)
+            continue
         stats = json.loads((out_dir / "train.json").read_text())
         n_train = len(DocBin().from_disk(paths["train"]))
         scores = evaluate(out_dir / "model" / "model-best", paths["test"])
