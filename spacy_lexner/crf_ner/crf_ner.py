@@ -16,8 +16,8 @@ from spacy.util import filter_spans, registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..crf.layer import crf_decode, crf_gold_loss, set_crf_labels, tag_scheme_of
-from ..crf.tag_scheme import TagScheme
+from ..crf.layer import crf_decode, crf_gold_loss, set_crf_labels
+from ..crf.pipe import CRFLabelsMixin
 from ..serialize import read_json
 
 TokenSpan = Tuple[int, int, str]
@@ -86,7 +86,7 @@ def make_crf_ner(
     return CRFEntityRecognizer(nlp.vocab, model, name, spans_key=spans_key, scorer=scorer)
 
 
-class CRFEntityRecognizer(TrainablePipe):
+class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
     """Tag tokens with BIOES (or BIO) tags under a CRF and write entities.
 
     Works on any tokenization: characters (spacy.blank("zh")), jieba words, or
@@ -112,33 +112,8 @@ class CRFEntityRecognizer(TrainablePipe):
         self.alignment_stats = {"unaligned_gold": 0, "overlapping_gold": 0}
 
     @property
-    def labels(self) -> Tuple[str, ...]:
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.labels)
-
-    @property
     def spans_key(self) -> Optional[str]:
         return self.cfg["spans_key"]
-
-    @property
-    def tag_scheme(self) -> TagScheme:
-        return tag_scheme_of(self.model.get_ref("crf"))
-
-    def add_label(self, label: str) -> int:
-        if not isinstance(label, str):
-            raise ValueError(f"Entity labels must be strings, got {label!r}.")
-        if label in self.cfg["labels"]:
-            return 0
-        if self.model.get_ref("crf").shims:
-            raise ValueError(
-                f"Cannot add label '{label}' to a trained crf_ner: its CRF is sized "
-                "to its labels. Retrain the component with the new label."
-            )
-        self.cfg["labels"] = sorted(self.cfg["labels"] + [label])
-        return 1
 
     def _gold_spans(self, doc: Doc) -> List[Span]:
         if self.spans_key is None:
@@ -289,10 +264,4 @@ class CRFEntityRecognizer(TrainablePipe):
         crf = self.model.get_ref("crf")
         set_crf_labels(crf, self.labels)
         crf.initialize()
-        try:
-            load()
-        except (ValueError, KeyError, TypeError, EOFError) as err:
-            raise ValueError(
-                f"Cannot load the crf_ner model weights from {source}: {err}. "
-                "The file is truncated, corrupted or from an incompatible config."
-            ) from err
+        self._load_weights(load, source)

@@ -15,9 +15,10 @@ from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..crf.layer import crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels, tag_scheme_of
-from ..crf.tag_scheme import TagScheme
+from ..crf.layer import crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels
+from ..crf.pipe import CRFLabelsMixin
 from ..lexicon import Lexicon
+from ..serialize import read_json
 from .model import set_lexicon
 from .pretrained import load_pretrained_vectors
 from .windows import Window, split_windows
@@ -95,7 +96,7 @@ def make_lexner_tagger(
     )
 
 
-class LexiconTagger(TrainablePipe):
+class LexiconTagger(CRFLabelsMixin, TrainablePipe):
     """Tag characters with BIOES (or BIO) entity tags and write Doc.ents.
 
     Entities are predicted on characters of doc.text and then mapped onto the
@@ -130,29 +131,12 @@ class LexiconTagger(TrainablePipe):
         self.cfg: Dict = {"labels": []}
         self.lexicon: Optional[Lexicon] = None
         self.alignment_stats = {"unaligned": 0, "overlapping": 0}
+        # A listener (e.g. a transformer's) must see the pipeline's own docs,
+        # so such models get whole docs instead of windows. The model's
+        # structure is fixed, so this is decided once, not per batch.
+        self._needs_pipeline_docs = any(node.attrs.get("needs_pipeline_docs") for node in model.walk())
 
     # -- labels and lexicon -------------------------------------------------
-
-    @property
-    def labels(self) -> Tuple[str, ...]:
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.labels)
-
-    def add_label(self, label: str) -> int:
-        if not isinstance(label, str):
-            raise ValueError(f"Entity labels must be strings, got {label!r}.")
-        if label in self.cfg["labels"]:
-            return 0
-        if self.model.get_ref("crf").shims:
-            raise ValueError(
-                f"Cannot add label '{label}' to a trained lexner_tagger: its CRF "
-                "is sized to its labels. Retrain the pipe with the new label."
-            )
-        self.cfg["labels"] = sorted(self.cfg["labels"] + [label])
-        return 1
 
     def set_lexicon(self, lexicon: Lexicon) -> None:
         """Replace the lexicon (e.g. a larger domain lexicon) without retraining."""
@@ -218,10 +202,6 @@ class LexiconTagger(TrainablePipe):
     def _build_model(self) -> None:
         set_crf_labels(self.model.get_ref("crf"), self.labels)
 
-    @property
-    def tag_scheme(self) -> TagScheme:
-        return tag_scheme_of(self.model.get_ref("crf"))
-
     # -- prediction ----------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> List[List[CharSpan]]:
@@ -245,12 +225,6 @@ class LexiconTagger(TrainablePipe):
                 tags[i][w.own_start : w.own_end] = path[lo:hi]
         scheme = self.tag_scheme
         return [scheme.decode(doc_tags) for doc_tags in tags]
-
-    @property
-    def _needs_pipeline_docs(self) -> bool:
-        """A listener (e.g. a transformer's) must see the pipeline's own docs,
-        so such models get whole docs instead of windows."""
-        return any(node.attrs.get("needs_pipeline_docs") for node in self.model.walk())
 
     def _predict_whole_docs(self, docs: List[Doc]) -> List[List[CharSpan]]:
         scheme = self.tag_scheme
@@ -425,7 +399,7 @@ class LexiconTagger(TrainablePipe):
                     "The pipeline directory is incomplete; re-save or re-download it."
                 )
         deserialize = {
-            "cfg": lambda p: self.cfg.update(_read_json(p)),
+            "cfg": lambda p: self.cfg.update(read_json(p)),
             "lexicon": lambda p: self.set_lexicon(Lexicon().from_disk(p)),
             "model": lambda p: self._load_model(lambda: self.model.from_disk(p), str(p)),
         }
@@ -436,13 +410,7 @@ class LexiconTagger(TrainablePipe):
     def _load_model(self, load: Callable[[], Model], source: str) -> None:
         self._build_model()
         self.model.initialize()
-        try:
-            load()
-        except (ValueError, KeyError, TypeError, EOFError) as err:
-            raise ValueError(
-                f"Cannot load the lexner_tagger model weights from {source}: {err}. "
-                "The file is truncated, corrupted or from an incompatible config."
-            ) from err
+        self._load_weights(load, source)
 
 
 def _strip_whitespace(text: str, start: int, end: int) -> Tuple[int, int]:
@@ -452,13 +420,6 @@ def _strip_whitespace(text: str, start: int, end: int) -> Tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
-
-
-def _read_json(path: Path) -> Dict:
-    try:
-        return srsly.read_json(path)
-    except ValueError as err:
-        raise ValueError(f"Cannot read {path}: {err}. The file is corrupted.") from err
 
 
 def _softmax_loss(ops, scores, gold_padded: numpy.ndarray, lengths):
