@@ -85,3 +85,40 @@ def test_flat_words_change_the_char_outputs():
     tagger.set_lexicon(Lexicon())
     without_words, _ = tagger.model.predict([doc])
     assert not torch.allclose(torch.as_tensor(with_words), torch.as_tensor(without_words))
+
+
+def test_flat_pair_chunks_bound_the_padded_pairs():
+    from spacy_lexner.encoders import flat
+
+    lengths, n_words = [40, 30, 30, 10, 5, 0], [20, 10, 0, 4, 0, 0]
+    chunks = flat._pair_chunks(lengths, n_words)
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+    for start, end in chunks:
+        longest = max(c + w for c, w in zip(lengths[start:end], n_words[start:end]))
+        assert end - start == 1 or longest * longest * (end - start) <= flat.MAX_PAIRS
+    assert flat._pair_chunks([500], [128]) == [(0, 1)]  # one row over the bound still runs
+
+
+def test_flat_chunking_does_not_change_outputs_or_gradients(monkeypatch):
+    """Chunks are trimmed to their own longest text and word list: outputs
+    and input gradients equal those of one padded chunk."""
+    from spacy_lexner.encoders import flat
+
+    torch.manual_seed(0)
+    module = flat.FLAT(12, width=16, depth=1, n_heads=2, ff_width=32, dropout=0.0, word_rows=64, scaled=False)
+    lengths, n_words = torch.tensor([9, 6, 0, 3]), torch.tensor([3, 0, 0, 1])
+    word_rows = torch.randint(0, 64, (4, 3, 2))
+    heads, tails = torch.tensor([[0, 2, 4], [0, 0, 0], [0, 0, 0], [1, 0, 0]]), torch.tensor([[1, 4, 8], [0, 0, 0], [0, 0, 0], [2, 0, 0]])
+
+    def run():
+        X = torch.randn(4, 9, 12, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        Y = module(X, lengths, word_rows, heads, tails, n_words)
+        (Y * torch.arange(Y.numel()).view_as(Y).sin()).sum().backward()
+        return Y.detach(), X.grad
+
+    one_chunk = run()
+    monkeypatch.setattr(flat, "MAX_PAIRS", 1)  # every row its own chunk
+    assert flat._pair_chunks(lengths.tolist(), n_words.tolist()) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    for chunked, whole in zip(run(), one_chunk):
+        torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)
