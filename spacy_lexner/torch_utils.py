@@ -9,7 +9,8 @@ Two things are shared by every torch-backed layer in this package:
   the module up front, which would force users to spell out widths that spaCy
   can infer.
 """
-from typing import Any, Callable, Dict, Optional
+import contextlib
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy
 import srsly
@@ -77,6 +78,31 @@ class InPlacePyTorchShim(PyTorchShim):
                     torch_data.copy_(updated)
             torch_data.grad.zero_()
         self._grad_scaler.update()
+
+
+    @contextlib.contextmanager
+    def use_params(self, params: Dict) -> Iterator[None]:
+        """Swap in averaged parameters (`use_averages = true`), in place.
+
+        The optimizer keys a torch parameter as (shim id, name), but thinc
+        8.3's PyTorchShim.use_params looks for "pytorch_{id}_{name}" keys, so
+        spaCy's evaluation and model-best never saw the averages of a torch
+        layer. Copying in place also keeps buffers and parameters without an
+        average (a strict load_state_dict would fail on them).
+        """
+        averaged = [
+            (param, params[(self.id, name)]) for name, param in self._model.named_parameters() if (self.id, name) in params
+        ]
+        backup = [param.detach().clone() for param, _ in averaged]
+        with torch.no_grad():
+            for param, average in averaged:
+                param.copy_(xp2torch(average, device=param.device))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for (param, _), saved in zip(averaged, backup):
+                    param.copy_(saved)
 
 
 def make_shim(module: "torch.nn.Module") -> PyTorchShim:

@@ -4,6 +4,7 @@ import warnings
 
 import numpy
 import pytest
+import torch
 import spacy
 from spacy.tokens import Doc
 from spacy.util import load_model_from_config
@@ -198,3 +199,29 @@ def test_without_lexicon_trains(tmp_path):
 def test_add_label_after_training_is_an_error(trained):
     with pytest.raises(ValueError, match="Retrain"):
         trained.get_pipe("lexner_tagger").add_label("NEW")
+
+
+@pytest.mark.parametrize("factory", ["lexner_tagger", "crf_ner"])
+def test_parameter_averages_reach_torch_layers(factory):
+    """With use_averages, nlp.use_params (spaCy's evaluation and model-best)
+    swaps the optimizer's averages into the torch modules, then restores them."""
+    from thinc.api import Adam
+
+    nlp = blank_with_tagger() if factory == "lexner_tagger" else spacy.blank("zh")
+    if factory == "crf_ner":
+        nlp.add_pipe("crf_ner")
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01, use_averages=True)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    params = [(shim.id, name, param) for node in nlp.get_pipe(factory).model.walk() for shim in node.shims
+              for name, param in shim._model.named_parameters()]
+    trained = [param.detach().clone() for _, _, param in params]
+    with nlp.use_params(optimizer.averages):
+        for shim_id, name, param in params:
+            numpy.testing.assert_allclose(param.detach().numpy(), optimizer.averages[(shim_id, name)], rtol=1e-6)
+        nlp(TRAIN_DATA[0][0])
+    assert any(not numpy.allclose(optimizer.averages[(i, n)], t.numpy()) for (i, n, _), t in zip(params, trained))
+    for (_, _, param), saved in zip(params, trained):
+        assert torch.equal(param.detach(), saved)
