@@ -51,6 +51,8 @@ from spacy.tokens import Span as SpacySpan
 from spacy.util import get_lang_class
 from spacy.vocab import Vocab, create_vocab
 
+from .crf.tag_scheme import decode_parts
+
 Span = Tuple[int, int, str]
 Example = Tuple[List[str], List[Span]]
 PathLike = Union[str, Path]
@@ -119,31 +121,6 @@ def parse_tag(tag: str) -> Tuple[str, str]:
     return ("I" if prefix == "M" else prefix), label
 
 
-def _decode(tags: Sequence[str]) -> Tuple[List[Span], List[int]]:
-    """Spans and the positions of repaired tags (see module docstring)."""
-    spans: List[Span] = []
-    repairs: List[int] = []
-    start, label = -1, ""
-    for i, tag in enumerate(tags):
-        prefix, tag_label = parse_tag(tag)
-        continues = start >= 0 and prefix in ("I", "E") and tag_label == label
-        if start >= 0 and not continues:
-            spans.append((start, i, label))
-            start = -1
-        if prefix == "O":
-            continue
-        if not continues:
-            if prefix in ("I", "E"):
-                repairs.append(i)
-            start, label = i, tag_label
-        if prefix in ("E", "S"):
-            spans.append((start, i + 1, label))
-            start = -1
-    if start >= 0:
-        spans.append((start, len(tags), label))
-    return spans, repairs
-
-
 def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> Tuple[List[Span], int]:
     """Decode BIO / BIOES / BMES tags into (start, end_exclusive, label) spans.
 
@@ -151,7 +128,7 @@ def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> Tuple[List[Sp
     strict (bool): raise on the first ill-formed tag instead of repairing it.
     RETURNS (Tuple[List[Span], int]): the spans and the number of repaired tags.
     """
-    spans, repairs = _decode(tags)
+    spans, repairs = decode_parts(parse_tag(tag) for tag in tags)
     if strict and repairs:
         i = repairs[0]
         raise ConversionError(
@@ -316,7 +293,7 @@ def read_tagged_file(
         raise ValueError(f"read_tagged_file reads {TAGGED_FORMATS}, not {fmt!r}")
     n_sentences = 0
     for chars, tags, linenos in _tagged_sentences(path, fmt):
-        spans, repairs = _decode(tags)
+        spans, repairs = decode_parts(parse_tag(tag) for tag in tags)
         if strict and repairs:
             i = repairs[0]
             context = f"after {tags[i - 1]!r}" if i else "at sentence start"

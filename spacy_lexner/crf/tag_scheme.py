@@ -70,25 +70,37 @@ class TagScheme:
 
     def decode(self, ids: Sequence[int]) -> List[Span]:
         """Spans from tag ids. Ill-formed runs (possible only when sequences are
-        stitched from windows) are repaired: an I/E that does not continue an
-        open entity of its type opens a new one, and an entity left open at the
-        end is closed there.
-        """
-        spans: List[Span] = []
-        start, label = -1, ""
-        for i, tag_id in enumerate(ids):
-            prefix, tag_label = self._parts(self.tags[int(tag_id)])
-            continues = start >= 0 and prefix in ("I", "E") and tag_label == label
-            if not continues and start >= 0:
-                spans.append((start, i, label))
-                start = -1
-            if prefix == "O":
-                continue
-            if not continues:
-                start, label = i, tag_label
-            if prefix in ("E", "S"):
-                spans.append((start, i + 1, label))
-                start = -1
-        if start >= 0:
-            spans.append((start, len(ids), label))
+        stitched from windows) are repaired as in `decode_parts`."""
+        spans, _ = decode_parts(self._parts(self.tags[int(tag_id)]) for tag_id in ids)
         return spans
+
+
+def decode_parts(parts: Iterable[Tuple[str, str]]) -> Tuple[List[Span], List[int]]:
+    """Spans from (prefix, label) pairs, prefixes B/I/E/S/O (M read as I
+    beforehand), and the positions of the tags that had to be repaired.
+
+    The one repair rule, shared by the converters and the decoders: an I/E
+    that does not continue an open entity of its type opens a new one, and an
+    entity left open at the end is closed there.
+    """
+    spans: List[Span] = []
+    repairs: List[int] = []
+    start, label, n = -1, "", 0
+    for i, (prefix, tag_label) in enumerate(parts):
+        n = i + 1
+        continues = start >= 0 and prefix in ("I", "E") and tag_label == label
+        if start >= 0 and not continues:
+            spans.append((start, i, label))
+            start = -1
+        if prefix == "O":
+            continue
+        if not continues:
+            if prefix in ("I", "E"):
+                repairs.append(i)
+            start, label = i, tag_label
+        if prefix in ("E", "S"):
+            spans.append((start, i + 1, label))
+            start = -1
+    if start >= 0:
+        spans.append((start, n, label))
+    return spans, repairs
