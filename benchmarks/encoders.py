@@ -18,7 +18,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
@@ -83,7 +82,6 @@ def progress(log: str) -> Dict:
 
 def main() -> None:
     args = parse_args()
-    import spacy
     import torch
     from spacy.tokens import DocBin
 

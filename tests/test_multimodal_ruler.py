@@ -1,11 +1,9 @@
 """multimodal_entity_ruler: entity_ruler equivalence, visual conditions,
 relabelling, conflict policies, serialization, errors, and image getters."""
-import warnings
 
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Span
 
 from spacy_lexner.multimodal import set_image_context
 from spacy_lexner.multimodal.patterns import PatternError

@@ -1,13 +1,11 @@
 import subprocess
 import sys
-import warnings
 
 import numpy
 import pytest
-import torch
 import spacy
+import torch
 from spacy.tokens import Doc
-from spacy.util import load_model_from_config
 
 from spacy_lexner import Lexicon
 from spacy_lexner.tagger.tagger import LexiconTagger

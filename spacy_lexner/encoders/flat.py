@@ -16,7 +16,7 @@ text are capped (max_words) and long docs are tagged in windows.
 """
 import math
 from functools import partial
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy
 import torch
@@ -172,7 +172,6 @@ class FlatLayer(nn.Module):
         context = torch.matmul(weights, V).transpose(1, 2).reshape(batch, n, width)
         H = self.norm1(H + self.dropout(self.out(context)))
         return self.norm2(H + self.dropout(self.feed_forward(H)))
-
 
     def _position_scores(self, Qv: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
         """(Q_i + v)·(R_ij W_R + b_R), with W_R moved onto the query side:
