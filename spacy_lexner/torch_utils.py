@@ -8,13 +8,16 @@ Two things are shared by every torch-backed layer in this package:
   its input width and label count are known. Thinc's ``PyTorchWrapper`` wants
   the module up front, which would force users to spell out widths that spaCy
   can infer.
+
+The shim also updates parameters in place and honours ``use_averages`` (see
+``InPlacePyTorchShim``).
 """
 import contextlib
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy
 import srsly
-from thinc.api import Model, PyTorchShim, get_torch_default_device
+from thinc.api import ArgsKwargs, Model, PyTorchShim, get_torch_default_device
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.util import torch2xp, xp2torch
 
@@ -78,7 +81,6 @@ class InPlacePyTorchShim(PyTorchShim):
                     torch_data.copy_(updated)
             torch_data.grad.zero_()
         self._grad_scaler.update()
-
 
     @contextlib.contextmanager
     def use_params(self, params: Dict) -> Iterator[None]:
@@ -157,6 +159,18 @@ class LazyInit:
         if model.shims:
             return
         model.shims.append(make_shim(self.build_module(model)))
+
+
+def with_input_width(module_class: Callable[..., "torch.nn.Module"], model: Model, **settings: Any) -> "torch.nn.Module":
+    """A build_module for LazyTorchWrapper: module_class(nI, **settings).
+    Bind it with functools.partial, which keeps the model picklable."""
+    return module_class(model.get_dim("nI"), **settings)
+
+
+def first_input_gradient(d_inputs: ArgsKwargs) -> Any:
+    """The convert_inputs reverse of a layer whose only differentiable input
+    is its first argument."""
+    return torch_to_xp(d_inputs.args[0])
 
 
 def shim_device(model: Model) -> "torch.device":

@@ -13,7 +13,7 @@ import torch
 from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d, Ints2d
 
-from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch
 from .tag_scheme import TagScheme
 from .torch_crf import FORBIDDEN, ConstrainedCRF, viterbi_decode
 
@@ -66,11 +66,7 @@ def _convert_inputs(model: Model, X: CRFInput, is_train: bool) -> Tuple[ArgsKwar
     em = to_torch(model, emissions, requires_grad=is_train)
     tags = to_torch(model, tag_ids).long()
     mask = _lengths_to_mask(to_torch(model, lengths).long(), em.shape[1])
-
-    def reverse(d_inputs: ArgsKwargs) -> Floats3d:
-        return torch_to_xp(d_inputs.args[0])
-
-    return ArgsKwargs(args=(em, tags, mask), kwargs={}), reverse
+    return ArgsKwargs(args=(em, tags, mask), kwargs={}), first_input_gradient
 
 
 def _convert_outputs(model: Model, inputs_outputs: Any, is_train: bool):

@@ -7,6 +7,7 @@ from thinc.api import Model
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..torch_utils import with_input_width
 from .common import padded_encoder
 
 
@@ -19,12 +20,8 @@ def build_bilstm_encoder(hidden_width: int = 200, depth: int = 1, dropout: float
     if hidden_width % 2:
         raise ValueError(f"BiLSTM hidden_width must be even, got {hidden_width}.")
 
-    build = partial(_bilstm_module, nO=hidden_width, depth=depth, dropout=dropout)
+    build = partial(with_input_width, BiLSTM, nO=hidden_width, depth=depth, dropout=dropout)
     return padded_encoder("bilstm_encoder", build, hidden_width)
-
-
-def _bilstm_module(model: Model, **settings) -> "BiLSTM":
-    return BiLSTM(model.get_dim("nI"), **settings)
 
 
 class BiLSTM(nn.Module):

@@ -5,7 +5,7 @@ import torch
 from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d
 
-from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, torch_to_xp
 
 PaddedInput = Tuple[Floats3d, Ints1d]
 
@@ -31,11 +31,7 @@ def convert_padded_inputs(model: Model, X: PaddedInput, is_train: bool) -> Tuple
     Xt = to_torch(model, vectors, requires_grad=is_train)
     # Lengths stay on the CPU: pack_padded_sequence requires it.
     lengths_t = torch.as_tensor(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype=torch.long)
-
-    def reverse(d_inputs: ArgsKwargs) -> Floats3d:
-        return torch_to_xp(d_inputs.args[0])
-
-    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), reverse
+    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), first_input_gradient
 
 
 def convert_padded_outputs(model: Model, inputs_outputs: Any, is_train: bool):

@@ -16,7 +16,7 @@ text are capped (max_words) and long docs are tagged in windows.
 """
 import math
 from functools import partial
-from typing import List, Tuple
+from typing import List, NamedTuple, Tuple
 
 import numpy
 import torch
@@ -27,8 +27,8 @@ from thinc.types import Floats3d, Ints1d
 from torch import nn
 
 from ..tagger.features import hash_rows
-from .common import padded_width
-from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
+from .common import convert_padded_outputs, padded_width
 
 LatticeInput = Tuple[Floats3d, Ints1d, List[str]]
 WORD_SEEDS = (11, 12)
@@ -59,17 +59,13 @@ def build_flat_encoder(
     settings = dict(width=width, depth=depth, n_heads=n_heads, ff_width=ff_width, dropout=dropout, word_rows=word_rows, scaled=scaled)
     return LazyTorchWrapper(
         "flat_encoder",
-        partial(_flat_module, **settings),
+        partial(with_input_width, FLAT, **settings),
         convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
+        convert_outputs=convert_padded_outputs,
         dims={"nI": None, "nO": width},
         attrs={"lexicon": None, "reads_texts": True, "max_words": max_words, "word_rows": word_rows},
         infer_nI=padded_width,
     )
-
-
-def _flat_module(model: Model, **settings) -> "FLAT":
-    return FLAT(model.get_dim("nI"), **settings)
 
 
 def lattice_words(texts: List[str], lexicon, max_words: int) -> List[List[Tuple[int, int, str]]]:
@@ -104,30 +100,38 @@ def _convert_inputs(model: Model, X: LatticeInput, is_train: bool):
         heads[i, : len(text_words)] = [s for s, _, _ in text_words]
         tails[i, : len(text_words)] = [e - 1 for _, e, _ in text_words]
     lengths_np = numpy.asarray(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype="int64")
-    args = (
-        to_torch(model, vectors, requires_grad=is_train),
-        *(torch.from_numpy(a).to(to_torch(model, vectors).device) for a in (lengths_np, word_rows, heads, tails, n_words)),
-    )
-
-    def reverse(d_inputs: ArgsKwargs) -> Floats3d:
-        return torch_to_xp(d_inputs.args[0])
-
-    return ArgsKwargs(args=args, kwargs={}), reverse
-
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    _, Yt = inputs_outputs
-
-    def backprop(dY: Floats3d) -> ArgsKwargs:
-        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
-
-    return torch_to_xp(Yt), backprop
+    Xt = to_torch(model, vectors, requires_grad=is_train)
+    args = (Xt, *(torch.from_numpy(a).to(Xt.device) for a in (lengths_np, word_rows, heads, tails, n_words)))
+    return ArgsKwargs(args=args, kwargs={}), first_input_gradient
 
 
 def sinusoids(distances: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = torch.exp(torch.arange(0, dim, 2, device=distances.device, dtype=torch.float) * (-math.log(10000.0) / dim))
     angles = distances.float().unsqueeze(-1) * freqs
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class LatticeBatch(NamedTuple):
+    """FLAT's padded inputs: char vectors [batch, chars, nI], text lengths,
+    hashed word rows [batch, words, seeds], word heads and tails, word counts."""
+
+    X: torch.Tensor
+    lengths: torch.Tensor
+    word_rows: torch.Tensor
+    word_heads: torch.Tensor
+    word_tails: torch.Tensor
+    n_words: torch.Tensor
+
+    def trimmed(self, start: int, end: int) -> "LatticeBatch":
+        """Rows start:end, cut to their own longest text and word list."""
+        rows = LatticeBatch(*(t[start:end] for t in self))
+        n_chars, n_words = max(1, int(rows.lengths.max())), int(rows.n_words.max())
+        return rows._replace(
+            X=rows.X[:, :n_chars],
+            word_rows=rows.word_rows[:, :n_words],
+            word_heads=rows.word_heads[:, :n_words],
+            word_tails=rows.word_tails[:, :n_words],
+        )
 
 
 def _pair_chunks(lengths: List[int], n_words: List[int]) -> List[Tuple[int, int]]:
@@ -213,27 +217,15 @@ class FLAT(nn.Module):
         # to its own longest text and word list, and holds at most MAX_PAIRS
         # (row, i, j) pairs, so memory stays bounded. Trimming alone took
         # inference on 100 Resume test texts (1 thread) from 113 to 744 chars/s.
-        inputs = (X, lengths, word_rows, word_heads, word_tails, n_words)
+        lattice = LatticeBatch(X, lengths, word_rows, word_heads, word_tails, n_words)
         parts = []
         for start, end in _pair_chunks(lengths.tolist(), n_words.tolist()):
-            chunk_chars = max(1, int(lengths[start:end].max()))
-            chunk_words = int(n_words[start:end].max())
-            X_c, lengths_c, rows_c, heads_c, tails_c, n_words_c = (t[start:end] for t in inputs)
-            H = self._forward_chunk(
-                X_c[:, :chunk_chars], lengths_c, rows_c[:, :chunk_words], heads_c[:, :chunk_words], tails_c[:, :chunk_words], n_words_c
-            )
-            parts.append(torch.nn.functional.pad(H, (0, 0, 0, n_chars - chunk_chars)))
+            H = self._forward_chunk(lattice.trimmed(start, end))
+            parts.append(nn.functional.pad(H, (0, 0, 0, n_chars - H.shape[1])))
         return torch.cat(parts, dim=0)
 
-    def _forward_chunk(
-        self,
-        X: torch.Tensor,
-        lengths: torch.Tensor,
-        word_rows: torch.Tensor,
-        word_heads: torch.Tensor,
-        word_tails: torch.Tensor,
-        n_words: torch.Tensor,
-    ) -> torch.Tensor:
+    def _forward_chunk(self, lattice: LatticeBatch) -> torch.Tensor:
+        X, lengths, word_rows, word_heads, word_tails, n_words = lattice
         batch, n_chars, _ = X.shape
         char_pos = torch.arange(n_chars, device=X.device).expand(batch, n_chars)
         heads = torch.cat([char_pos, word_heads], dim=1)

@@ -1,15 +1,15 @@
 """Iterated dilated CNN encoder (Strubell et al., EMNLP 2017): a block of
 dilated convolutions applied several times with shared weights. Every layer
 runs over the whole batch at once, so it is the fast encoder."""
-from typing import List
-
 from functools import partial
+from typing import List
 
 import torch
 from spacy.util import registry
 from thinc.api import Model
 from torch import nn
 
+from ..torch_utils import with_input_width
 from .common import padded_encoder
 
 
@@ -30,12 +30,8 @@ def build_idcnn_encoder(
     if kernel_size % 2 == 0:
         raise ValueError(f"IDCNN kernel_size must be odd, got {kernel_size}.")
 
-    build = partial(_idcnn_module, width=width, dilations=list(dilations), n_blocks=n_blocks, kernel_size=kernel_size, dropout=dropout)
+    build = partial(with_input_width, IDCNN, width=width, dilations=list(dilations), n_blocks=n_blocks, kernel_size=kernel_size, dropout=dropout)
     return padded_encoder("idcnn_encoder", build, width)
-
-
-def _idcnn_module(model: Model, **settings) -> "IDCNN":
-    return IDCNN(model.get_dim("nI"), **settings)
 
 
 class IDCNN(nn.Module):

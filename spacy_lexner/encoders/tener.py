@@ -7,7 +7,6 @@ sharper attention for NER. Keys are not projected, as in the paper:
     A[t, j] = Q_t·K_j + Q_t·R_{t-j} + u·K_j + v·R_{t-j}
 """
 import math
-
 from functools import partial
 
 import torch
@@ -15,6 +14,7 @@ from spacy.util import registry
 from thinc.api import Model
 from torch import nn
 
+from ..torch_utils import with_input_width
 from .common import padded_encoder
 
 
@@ -37,14 +37,10 @@ def build_tener_encoder(
         raise ValueError(f"TENER width ({width}) / n_heads ({n_heads}) must be an even integer.")
 
     build = partial(
-        _tener_module, width=width, depth=depth, n_heads=n_heads, ff_width=ff_width,
+        with_input_width, TENER, width=width, depth=depth, n_heads=n_heads, ff_width=ff_width,
         dropout=dropout, attention_dropout=attention_dropout, scaled=scaled,
     )
     return padded_encoder("tener_encoder", build, width)
-
-
-def _tener_module(model: Model, **settings) -> "TENER":
-    return TENER(model.get_dim("nI"), **settings)
 
 
 def relative_sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:

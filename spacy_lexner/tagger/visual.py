@@ -14,7 +14,8 @@ from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d
 
 from ..multimodal import context  # noqa: F401  (registers the Doc extensions)
-from ..torch_utils import LazyTorchWrapper, to_torch, torch_to_xp
+from ..encoders.common import convert_padded_outputs
+from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
 from .torch_model import VisualGate
 
 Padded = Tuple[Floats3d, Ints1d]
@@ -35,9 +36,9 @@ def build_visual_gate_embed(
     out_width = char_width + width if char_width is not None else None
     gate = LazyTorchWrapper(
         "visual_gate_torch",
-        partial(_visual_gate_module, image_width=image_width, width=width),
+        partial(with_input_width, VisualGate, image_width=image_width, width=width),
         convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
+        convert_outputs=convert_padded_outputs,
         dims={"nI": char_width, "nO": out_width},
     )
     return Model(
@@ -49,10 +50,6 @@ def build_visual_gate_embed(
         dims={"nO": out_width},
         attrs={"needs_pipeline_docs": True, "image_width": image_width, "width": width},
     )
-
-
-def _visual_gate_module(model: Model, image_width: int, width: int) -> VisualGate:
-    return VisualGate(model.get_dim("nI"), image_width, width)
 
 
 def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
@@ -98,17 +95,6 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Cal
 def _convert_inputs(model: Model, inputs, is_train: bool):
     X, images, has_image = inputs
     args = (to_torch(model, X, requires_grad=is_train), to_torch(model, images), to_torch(model, has_image))
-    return ArgsKwargs(args=args, kwargs={}), _first_input_gradient
+    return ArgsKwargs(args=args, kwargs={}), first_input_gradient
 
 
-def _first_input_gradient(d_inputs: ArgsKwargs) -> Floats3d:
-    return torch_to_xp(d_inputs.args[0])
-
-
-def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
-    _, Yt = inputs_outputs
-
-    def backprop(dY: Floats3d) -> ArgsKwargs:
-        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": to_torch(model, dY)})
-
-    return torch_to_xp(Yt), backprop
