@@ -3,8 +3,8 @@ identical scores and identical predictions."""
 import spacy
 import srsly
 from spacy.cli.train import train
-from spacy.tokens import DocBin
 
+from .test_configs import write_docbin
 from .tiny_pipelines import ents_of
 from .util import REPO_ROOT, TRAIN_DATA
 
@@ -24,19 +24,8 @@ OVERRIDES = {
 }
 
 
-def _docbin(path):
-    nlp = spacy.blank("zh")
-    db = DocBin()
-    for text, ents in TRAIN_DATA:
-        doc = nlp.make_doc(text)
-        doc.ents = [doc.char_span(s, e, label=label) for s, e, label in ents]
-        db.add(doc)
-    db.to_disk(path)
-    return str(path)
-
-
 def test_same_seed_same_scores(tmp_path):
-    data = _docbin(tmp_path / "train.spacy")
+    data = str(write_docbin(tmp_path / "train.spacy"))
     overrides = {**OVERRIDES, "paths.train": data, "paths.dev": data, "system.seed": 7}
     results = []
     for run in ("a", "b"):
