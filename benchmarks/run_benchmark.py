@@ -29,7 +29,11 @@ DATASETS = {
 
 
 # Systems trained from a config in configs/ (the rest: spaCy's own ner).
-SYSTEMS = {"lexner": "{dataset}.cfg", "crf_ner": "crf_ner.cfg", "spacy_ner": None}
+# "lexner_w2v" is lexner initialised from word2vec vectors that
+# pretrain_vectors.py first trains on train-split text; its wall time and
+# peak RSS include that step.
+SYSTEMS = {"lexner": "{dataset}.cfg", "lexner_w2v": "{dataset}.cfg", "crf_ner": "crf_ner.cfg", "spacy_ner": None}
+PRETRAINS_VECTORS = {"lexner_w2v"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,7 +67,34 @@ def convert(data_dir: Path, name: str, corpus: Path) -> Dict[str, Path]:
     return paths
 
 
-def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads: int) -> Dict:
+def measured(cmd: List[str], log: Path, threads: int, what: str) -> Dict:
+    """Run cmd under measure.py, its stderr to log; wall time and peak RSS."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "measure.py"), "--", *cmd]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as log_file:
+        result = subprocess.run(cmd, env=thread_env(threads), stdout=subprocess.PIPE, stderr=log_file, text=True)
+    log.open("a").write(result.stdout)
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    if stats["returncode"] != 0:
+        raise SystemExit(f"{what} failed; see {log}")
+    return stats
+
+
+def pretrain_vectors(data_dir: Path, output: Path, threads: int) -> Dict:
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "pretrain_vectors.py"),
+        "--data-dir", str(data_dir), "--output", str(output), "--workers", str(threads),
+    ]
+    return measured(cmd, output.with_suffix(".log"), threads, "Pretraining vectors")
+
+
+def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads: int, data_dir: Path) -> Dict:
+    extra: List[str] = []
+    pretrain_stats = {"wall_s": 0.0, "peak_rss_mb": 0.0}
+    if system in PRETRAINS_VECTORS:
+        vectors = out_dir.parent / "vectors.npz"
+        pretrain_stats = pretrain_vectors(data_dir, vectors, threads)
+        extra = ["--paths.pretrained_vectors", str(vectors)]
     if SYSTEMS[system] is not None:
         config = REPO / "configs" / SYSTEMS[system].format(dataset=name)
     else:
@@ -73,19 +104,16 @@ def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads
             check=True, capture_output=True,
         )
     cmd = [
-        sys.executable, str(REPO / "benchmarks" / "measure.py"), "--",
         sys.executable, "-m", "spacy", "train", str(config), "--output", str(out_dir),
-        "--paths.train", str(paths["train"]), "--paths.dev", str(paths["dev"]),
+        "--paths.train", str(paths["train"]), "--paths.dev", str(paths["dev"]), *extra,
     ]
-    log = out_dir.parent / f"{system}.train.log"
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as log_file:
-        result = subprocess.run(cmd, env=thread_env(threads), stdout=subprocess.PIPE, stderr=log_file, text=True)
-    log.open("a").write(result.stdout)
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
-    if stats["returncode"] != 0:
-        raise SystemExit(f"Training {system} on {name} failed; see {log}")
-    return stats
+    stats = measured(cmd, out_dir.parent / f"{system}.train.log", threads, f"Training {system} on {name}")
+    return {
+        **stats,
+        "pretrain_wall_s": pretrain_stats["wall_s"],
+        "wall_s": stats["wall_s"] + pretrain_stats["wall_s"],
+        "peak_rss_mb": max(stats["peak_rss_mb"], pretrain_stats["peak_rss_mb"]),
+    }
 
 
 def dir_size_mb(path: Path) -> float:
@@ -129,7 +157,7 @@ def main() -> None:
             if not args.skip_train:
                 print(f"[{name}] training {system} ...", flush=True)
                 stats_file.parent.mkdir(parents=True, exist_ok=True)
-                stats_file.write_text(json.dumps(train(system, name, paths, model_dir, args.threads)))
+                stats_file.write_text(json.dumps(train(system, name, paths, model_dir, args.threads, args.data_dir)))
             train_stats = json.loads(stats_file.read_text())
             scores = evaluate(model_dir / "model-best", paths["test"])
             results.append({"dataset": name, "system": system, **train_stats, **scores})

@@ -1,8 +1,10 @@
 """The ``spacy-lexner`` command line. Commands are registered on ``app`` in
 this module; add new ones with ``@app.command(...)``.
 """
+import time
 from enum import Enum
 from pathlib import Path
+from typing import List
 
 import typer
 from wasabi import msg
@@ -159,3 +161,51 @@ def print_report_summary(report: dict) -> None:
     eecr = data["eecr"]["eecr"]
     msg.text(f"EECR (train -> test): {'n/a' if eecr is None else f'{eecr:.4f}'}")
     msg.good(f"Wrote {report['files']['json']}, {report['files']['html']} and the charts")
+
+
+# typer renders help with rich, which reads "[...]" as markup: hence "\\[".
+PRETRAIN_VECTORS_HELP = """Train char, bigram and lexicon-word vectors (word2vec
+skip-gram) on unlabelled text, for lexner_tagger's
+\\[initialize.components.lexner_tagger] pretrained_vectors = "OUTPUT".
+
+Inputs: .spacy DocBins (one text per Doc), .jsonl (a "text" field per line)
+or UTF-8 text (one text per line). Use train or unlabelled in-domain text,
+never dev or test text. The widths must match the config's char_width,
+bigram_width and word_width. Needs gensim (pip install 'spacy-lexner\\[vectors]').
+"""
+
+
+@app.command("pretrain-vectors", help=PRETRAIN_VECTORS_HELP)
+def pretrain_vectors_cli(
+    output: Path = typer.Argument(..., dir_okay=False, help="Output .npz file"),
+    inputs: List[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Text files"),
+    lexicons: List[Path] = typer.Option(
+        [], "--lexicon", "-l", exists=True, dir_okay=False, help="A word list added to jieba's for segmentation"
+    ),
+    char_width: int = typer.Option(50, "--char-width", min=1),
+    bigram_width: int = typer.Option(50, "--bigram-width", min=1),
+    word_width: int = typer.Option(50, "--word-width", min=1),
+    window: int = typer.Option(5, "--window", min=1),
+    epochs: int = typer.Option(5, "--epochs", min=1),
+    min_count: int = typer.Option(2, "--min-count", min=1),
+    workers: int = typer.Option(1, "--workers", min=1, help="word2vec threads"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    from .word2vec import Word2VecSettings, pretrain_vectors, read_texts, save_vectors
+
+    if output.suffix != ".npz":
+        msg.fail(f"The output must be an .npz file, got {output}", exits=1)
+    settings = Word2VecSettings(
+        char_width=char_width, bigram_width=bigram_width, word_width=word_width, window=window,
+        epochs=epochs, min_count=min_count, workers=workers, seed=seed,
+    )
+    start = time.perf_counter()
+    try:
+        texts = read_texts(inputs)
+        msg.info(f"{len(texts)} texts, {sum(map(len, texts)):,} chars")
+        arrays = pretrain_vectors(texts, extra_lexicons=lexicons, settings=settings)
+    except (ImportError, ValueError) as err:
+        msg.fail("Cannot train vectors", str(err), exits=1)
+    save_vectors(arrays, output, settings)
+    sizes = ", ".join(f"{len(arrays[f'{name}_keys'])} {name}" for name in ("chars", "bigrams", "words"))
+    msg.good(f"Wrote {output} ({sizes}) in {time.perf_counter() - start:.1f}s")

@@ -14,7 +14,8 @@ The vectors file is an ``.npz`` (read with ``allow_pickle=False``) with
 ``{table}_keys`` (unicode), ``{table}_vectors`` (float32, one row per key,
 most frequent key first) for tables ``chars``, ``bigrams`` and ``words``.
 A bigram key is two chars, or one char for "that char at the end of the
-text". ``benchmarks/pretrain_vectors.py`` writes such a file.
+text". ``spacy-lexner pretrain-vectors`` (``spacy_lexner.word2vec``) writes
+such a file.
 """
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
