@@ -106,3 +106,24 @@ def test_cli_rejects_an_output_that_is_not_npz(tmp_path):
     result = CliRunner().invoke(app, ["pretrain-vectors", str(tmp_path / "vectors.bin"), str(corpus)])
     assert result.exit_code == 1
     assert ".npz" in result.output
+
+
+def test_resume_config_initialises_from_paths_pretrained_vectors(tmp_path):
+    from spacy.training.initialize import init_nlp
+    from spacy.util import load_config
+
+    from .test_configs import write_docbin
+    from .util import REPO_ROOT
+
+    data = write_docbin(tmp_path / "train.spacy")
+    output = tmp_path / "vectors.npz"
+    result = CliRunner().invoke(app, ["pretrain-vectors", str(output), str(data), "--epochs", "1", "--min-count", "1"])
+    assert result.exit_code == 0, result.output
+    overrides = {"paths.train": str(data), "paths.dev": str(data), "paths.pretrained_vectors": str(output)}
+    nlp = init_nlp(load_config(REPO_ROOT / "configs" / "resume.cfg", overrides=overrides))
+    embed = nlp.get_pipe("lexner_tagger").model.get_ref("embed")
+    featurizer, module = embed.attrs["featurizer"], embed.layers[0].shims[0]._model
+    keys, vectors = read_vectors(output)["chars"]
+    rows = featurizer([keys[0]], None).char_rows[0]
+    char_vector = module.char.weight.detach().numpy()[rows].sum(axis=0)
+    numpy.testing.assert_allclose(char_vector, vectors[0], rtol=1e-5, atol=1e-6)
