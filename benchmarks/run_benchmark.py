@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "runs")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--systems", nargs="+", default=["lexner", "spacy_ner"], choices=list(SYSTEMS))
+    parser.add_argument("--systems", nargs="+", default=["lexner", "lexner_w2v", "spacy_ner"], choices=list(SYSTEMS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-train", action="store_true", help="Reuse trained models in --output")
     return parser.parse_args()

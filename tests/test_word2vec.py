@@ -1,6 +1,7 @@
 """Training char, bigram and word vectors on raw text (spacy_lexner.word2vec and its CLI)."""
 import numpy
 import pytest
+import spacy
 import srsly
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
@@ -127,3 +128,9 @@ def test_resume_config_initialises_from_paths_pretrained_vectors(tmp_path):
     rows = featurizer([keys[0]], None).char_rows[0]
     char_vector = module.char.weight.detach().numpy()[rows].sum(axis=0)
     numpy.testing.assert_allclose(char_vector, vectors[0], rtol=1e-5, atol=1e-6)
+    # The vectors only initialise: a saved pipeline loads without the file.
+    nlp.to_disk(tmp_path / "pipeline")
+    output.unlink()
+    reloaded = spacy.load(tmp_path / "pipeline").get_pipe("lexner_tagger").model.get_ref("embed")
+    reloaded_chars = reloaded.layers[0].shims[0]._model.char.weight.detach().numpy()
+    numpy.testing.assert_array_equal(reloaded_chars, module.char.weight.detach().numpy())
