@@ -339,13 +339,14 @@ def test_cli_convert(tmp_path):
     assert len(DocBin().from_disk(out)) == 2
     result = CliRunner().invoke(app, ["convert", str(path), str(out), "--strict"])
     assert result.exit_code == 1
-    assert "a.bmes:5: ill-formed tag 'M-ORG'" in result.output
+    # wasabi wraps messages at 80 columns, so a long tmp path moves the break.
+    assert "a.bmes:5: ill-formed tag 'M-ORG'" in " ".join(result.output.split())
 
 
 def test_cli_bad_input_exit_code(tmp_path):
     path = write(tmp_path, "a.bio", "高 X-NAME\n")
     result = CliRunner().invoke(app, ["convert", str(path), str(tmp_path), "-f", "bio"])
-    assert result.exit_code == 1 and "a.bio:1: unknown tag" in result.output
+    assert result.exit_code == 1 and "a.bio:1: unknown tag" in " ".join(result.output.split())
 
 
 def test_python_m_convert(tmp_path):

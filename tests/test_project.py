@@ -60,3 +60,16 @@ def test_project_all_runs_then_skips(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert f"Skipping '{step}': nothing changed" in out
     assert (tmp_path / "project.lock").read_text(encoding="utf-8") == lock
     assert wheel.stat().st_mtime_ns == wheel_mtime
+
+
+@pytest.mark.slow
+def test_project_trains_from_pretrained_vectors(tmp_path: Path) -> None:
+    pytest.importorskip("gensim")
+    make_project(tmp_path)
+    for command in ("convert", "pretrain-vectors"):
+        project_run(tmp_path, command, capture=True)
+    vectors = "corpus/default/vectors.npz"
+    assert (tmp_path / vectors).is_file()
+    project_run(tmp_path, "train", overrides={**OVERRIDES, "vars.vectors": vectors}, capture=True)
+    config = (tmp_path / "training" / "default" / "model-best" / "config.cfg").read_text(encoding="utf-8")
+    assert f"pretrained_vectors = \"{vectors}\"" in config
