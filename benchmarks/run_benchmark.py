@@ -1,12 +1,15 @@
 """Train and evaluate lexner_tagger and spaCy's built-in ``ner`` on the same data.
 
+    pip install -r benchmarks/requirements.txt   # gensim, for lexner_w2v
     python benchmarks/run_benchmark.py --data-dir ../shared/data --threads 1
 
 For each dataset (Resume, Weibo by default) it converts the corpus, trains
-both systems with ``python -m spacy train`` (each in its own process, timed,
-peak RSS measured), then, in this one process, evaluates both on the test set
-and times ``nlp.pipe`` over the test texts, so the speed ratio compares the
-two systems under the same conditions. The spaCy ``ner`` config is the one
+each system with ``python -m spacy train`` (each in its own process, timed,
+peak RSS measured), then, in this one process, evaluates them on the test set
+and times ``nlp.pipe`` over the test texts, so the speed ratios compare the
+systems under the same conditions. ``lexner`` uses no pretrained vectors;
+``lexner_w2v`` first trains word2vec vectors on the train splits' text
+(``pretrain_vectors.py``) and counts that time in its train wall time. The spaCy ``ner`` config is the one
 ``spacy init config -l zh -p ner -o efficiency`` writes.
 
 The torch/BLAS thread count is fixed (``--threads``, default 1) and printed:
