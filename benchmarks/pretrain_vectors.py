@@ -35,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", type=Path, required=True, help="Output .npz file")
     parser.add_argument("--workers", type=int, default=1, help="word2vec threads")
     parser.add_argument("--epochs", type=int, default=Word2VecSettings.epochs)
+    parser.add_argument("--width", type=int, default=Word2VecSettings.char_width, help="char, bigram and word width")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -54,7 +55,10 @@ def main() -> None:
     start = time.perf_counter()
     texts = train_texts(args.data_dir)
     print(f"{len(texts)} texts, {sum(map(len, texts))} chars", flush=True)
-    settings = Word2VecSettings(workers=args.workers, epochs=args.epochs, seed=args.seed)
+    settings = Word2VecSettings(
+        char_width=args.width, bigram_width=args.width, word_width=args.width,
+        workers=args.workers, epochs=args.epochs, seed=args.seed,
+    )
     arrays = pretrain_vectors(texts, settings=settings)
     save_vectors(arrays, args.output, settings)
     print(json.dumps({"output": str(args.output), "seconds": round(time.perf_counter() - start, 1)}))
