@@ -10,6 +10,7 @@ import typer
 from wasabi import msg
 
 from .convert import ConversionError, ConversionStats, convert_file, detect_format, output_file
+from .word2vec import TABLE_NAMES, Word2VecSettings, pretrain_vectors, read_texts, save_vectors
 
 app = typer.Typer(
     name="spacy-lexner",
@@ -182,17 +183,15 @@ def pretrain_vectors_cli(
     lexicons: List[Path] = typer.Option(
         [], "--lexicon", "-l", exists=True, dir_okay=False, help="A word list added to jieba's for segmentation"
     ),
-    char_width: int = typer.Option(50, "--char-width", min=1),
-    bigram_width: int = typer.Option(50, "--bigram-width", min=1),
-    word_width: int = typer.Option(50, "--word-width", min=1),
-    window: int = typer.Option(5, "--window", min=1),
-    epochs: int = typer.Option(5, "--epochs", min=1),
-    min_count: int = typer.Option(2, "--min-count", min=1),
-    workers: int = typer.Option(1, "--workers", min=1, help="word2vec threads"),
-    seed: int = typer.Option(0, "--seed"),
+    char_width: int = typer.Option(Word2VecSettings.char_width, "--char-width", min=1),
+    bigram_width: int = typer.Option(Word2VecSettings.bigram_width, "--bigram-width", min=1),
+    word_width: int = typer.Option(Word2VecSettings.word_width, "--word-width", min=1),
+    window: int = typer.Option(Word2VecSettings.window, "--window", min=1),
+    epochs: int = typer.Option(Word2VecSettings.epochs, "--epochs", min=1),
+    min_count: int = typer.Option(Word2VecSettings.min_count, "--min-count", min=1),
+    workers: int = typer.Option(Word2VecSettings.workers, "--workers", min=1, help="word2vec threads"),
+    seed: int = typer.Option(Word2VecSettings.seed, "--seed"),
 ) -> None:
-    from .word2vec import Word2VecSettings, pretrain_vectors, read_texts, save_vectors
-
     if output.suffix != ".npz":
         msg.fail(f"The output must be an .npz file, got {output}", exits=1)
     settings = Word2VecSettings(
@@ -207,5 +206,5 @@ def pretrain_vectors_cli(
     except (ImportError, ValueError) as err:
         msg.fail("Cannot train vectors", str(err), exits=1)
     save_vectors(arrays, output, settings)
-    sizes = ", ".join(f"{len(arrays[f'{name}_keys'])} {name}" for name in ("chars", "bigrams", "words"))
+    sizes = ", ".join(f"{len(arrays[f'{name}_keys'])} {name}" for name in TABLE_NAMES)
     msg.good(f"Wrote {output} ({sizes}) in {time.perf_counter() - start:.1f}s")

@@ -181,7 +181,7 @@ def spans_to_tags(n: int, spans: Iterable[Span], scheme: str = "BIOES") -> List[
 # Reading files
 
 
-def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
     """(line number, text) for each line; decodes UTF-8 line by line so that
     an encoding error can name its line. Splits on "\\n" only, since
     str.splitlines would also split on characters such as U+2028 that can
@@ -257,7 +257,7 @@ def _tagged_sentences(path: Path, fmt: str) -> Iterator[Tuple[List[str], List[st
     chars: List[str] = []
     tags: List[str] = []
     linenos: List[int] = []
-    for lineno, line in _lines(path):
+    for lineno, line in numbered_lines(path):
         if not line.strip():
             if chars:
                 yield chars, tags, linenos
@@ -365,7 +365,7 @@ def read_cluener(path: PathLike, *, stats: Optional[ConversionStats] = None) -> 
     path = Path(path)
     n_records = 0
     dropped_at: List[str] = []
-    for lineno, line in _lines(path):
+    for lineno, line in numbered_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

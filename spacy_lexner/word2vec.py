@@ -36,7 +36,7 @@ import srsly
 from spacy.tokens import DocBin
 from spacy.util import logger
 
-from .convert import blank_vocab
+from .convert import blank_vocab, numbered_lines
 from .lexicon import Lexicon
 from .lexicon.lexicon import jieba_dict_path
 
@@ -76,7 +76,7 @@ def read_texts(paths: Iterable[PathLike]) -> List[str]:
         elif path.suffix == ".jsonl":
             texts.extend(_jsonl_texts(path))
         else:
-            texts.extend(_text_lines(path))
+            texts.extend(line.strip() for _, line in numbered_lines(path))
     return [text for text in texts if text.strip()]
 
 
@@ -90,22 +90,19 @@ def pretrain_vectors(
     _require_gensim()
     if not texts:
         raise ValueError("No text to train vectors on: the inputs are empty.")
+    # Each extra list is read once: its words join the lexicon (which words
+    # get vectors) and jieba's dictionary (how the text is segmented).
     lexicon = Lexicon.from_jieba()
+    extra_words: List[str] = []
     for path in extra_lexicons:
-        lexicon.add_file(path)
-    plan: Tuple[Tuple[str, Callable[[], List[List[str]]], int, Optional[Callable[[str], bool]], int], ...] = (
-        ("chars", lambda: [list(text) for text in texts], settings.char_width, None, settings.max_chars),
-        ("bigrams", lambda: bigram_sentences(texts), settings.bigram_width, None, settings.max_bigrams),
-        ("words", lambda: word_sentences(texts, extra_lexicons), settings.word_width, lexicon.__contains__, settings.max_words),
-    )
+        extra = Lexicon.from_file(path)
+        lexicon.update(extra)
+        extra_words.extend(extra)
     arrays: Dict[str, numpy.ndarray] = {}
-    for name, make_sentences, width, keep, limit in plan:
-        start = time.perf_counter()
-        keys, vectors, counts = train_table(make_sentences(), width=width, settings=settings, keep=keep, limit=limit)
-        arrays[f"{name}_keys"] = numpy.array(keys, dtype="U")
-        arrays[f"{name}_vectors"] = vectors
-        arrays[f"{name}_counts"] = counts
-        logger.info("%s: %d keys x %d in %.1fs", name, len(keys), width, time.perf_counter() - start)
+    _add_table(arrays, "chars", [list(text) for text in texts], settings.char_width, settings.max_chars, settings)
+    _add_table(arrays, "bigrams", bigram_sentences(texts), settings.bigram_width, settings.max_bigrams, settings)
+    words = word_sentences(texts, extra_words)
+    _add_table(arrays, "words", words, settings.word_width, settings.max_words, settings, keep=lexicon.__contains__)
     return arrays
 
 
@@ -122,14 +119,13 @@ def bigram_sentences(texts: Sequence[str]) -> List[List[str]]:
     return [[text[i : i + 2] for i in range(len(text))] for text in texts]
 
 
-def word_sentences(texts: Sequence[str], extra_lexicons: Sequence[PathLike] = ()) -> List[List[str]]:
+def word_sentences(texts: Sequence[str], extra_words: Iterable[str] = ()) -> List[List[str]]:
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer(dictionary=str(jieba_dict_path()))
-    for path in extra_lexicons:
-        for word in Lexicon.from_file(path):
-            tokenizer.add_word(word)
+    for word in extra_words:
+        tokenizer.add_word(word)
     return [tokenizer.lcut(text, HMM=False) for text in texts]
 
 
@@ -157,6 +153,23 @@ def train_table(
     return keys, vectors, numpy.array([counts[key] for key in keys], dtype="int64")
 
 
+def _add_table(
+    arrays: Dict[str, numpy.ndarray],
+    name: str,
+    sentences: List[List[str]],
+    width: int,
+    limit: int,
+    settings: Word2VecSettings,
+    keep: Optional[Callable[[str], bool]] = None,
+) -> None:
+    start = time.perf_counter()
+    keys, vectors, counts = train_table(sentences, width=width, settings=settings, keep=keep, limit=limit)
+    arrays[f"{name}_keys"] = numpy.array(keys, dtype="U")
+    arrays[f"{name}_vectors"] = vectors
+    arrays[f"{name}_counts"] = counts
+    logger.info("%s: %d keys x %d in %.1fs", name, len(keys), width, time.perf_counter() - start)
+
+
 def _require_gensim() -> None:
     if find_spec("gensim") is None:
         raise ImportError("Training vectors needs gensim: pip install 'spacy-lexner[vectors]' (or pip install gensim)")
@@ -164,8 +177,8 @@ def _require_gensim() -> None:
 
 def _jsonl_texts(path: Path) -> List[str]:
     texts = []
-    for lineno, line in enumerate(_text_lines(path), start=1):
-        if not line:
+    for lineno, line in numbered_lines(path):
+        if not line.strip():
             continue
         try:
             record = srsly.json_loads(line)
@@ -175,12 +188,3 @@ def _jsonl_texts(path: Path) -> List[str]:
             raise ValueError(f"{path}:{lineno}: expected a JSON object with a string \"text\" field.")
         texts.append(record["text"])
     return texts
-
-
-def _text_lines(path: Path) -> List[str]:
-    try:
-        content = path.read_text(encoding="utf8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 ({err.reason}). Re-encode the file as UTF-8.") from None
-    return [line.strip() for line in content.splitlines()]

@@ -73,7 +73,7 @@ def test_read_texts_from_docbin_jsonl_and_text(tmp_path):
 def test_bad_text_files_name_the_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes("好\n好\n".encode("utf8") + b"\xff\xfe\n")
-    with pytest.raises(ValueError, match=r"bad\.txt:3: not UTF-8"):
+    with pytest.raises(ValueError, match=r"bad\.txt:3: not valid UTF-8"):
         read_texts([bad])
     records = tmp_path / "bad.jsonl"
     srsly.write_jsonl(records, [{"text": "好"}, {"title": "no text"}])
