@@ -6,7 +6,7 @@ forward pass takes ``(emissions, tag_ids, lengths)`` and returns the summed
 negative log-likelihood; its backward pass returns the gradient of the
 emissions, which the pipe sends back through the encoder.
 """
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Tuple, Union
 
 import numpy
 import torch
@@ -15,21 +15,25 @@ from thinc.types import Floats3d, Ints1d, Ints2d
 
 from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch
 from .tag_scheme import TagScheme
-from .torch_crf import FORBIDDEN, ConstrainedCRF, viterbi_decode
+from .torch_crf import FORBIDDEN, ConstrainedCRF, CRFEnsemble, viterbi_decode
 
 CRFInput = Tuple[Floats3d, Ints2d, Ints1d]
 
 
-def build_crf_layer(scheme: str = "BIOES") -> Model[CRFInput, float]:
+def build_crf_layer(scheme: str = "BIOES", n_members: int = 1) -> Model[CRFInput, float]:
     """The CRF layer. Its labels are set by the pipe (attrs "labels") before
-    ``initialize``; the tag inventory and the constraints follow from them."""
+    ``initialize``; the tag inventory and the constraints follow from them.
+
+    n_members > 1 gives one CRF per member of a tagger ensemble (see
+    torch_crf.CRFEnsemble); 1 keeps the single CRF and its saved format.
+    """
     return LazyTorchWrapper(
         "crf",
         _build_crf_module,
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
         dims={"nO": None},
-        attrs={"labels": [], "scheme": scheme},
+        attrs={"labels": [], "scheme": scheme, "n_members": n_members},
     )
 
 
@@ -42,19 +46,22 @@ def set_crf_labels(model: Model, labels: List[str]) -> None:
     model.set_dim("nO", len(tag_scheme_of(model)), force=True)
 
 
-def _build_crf_module(model: Model) -> ConstrainedCRF:
+def _build_crf_module(model: Model) -> Union[ConstrainedCRF, CRFEnsemble]:
     scheme = tag_scheme_of(model)
     if len(scheme) != model.get_dim("nO"):
         raise ValueError(
             f"CRF layer has nO={model.get_dim('nO')} but its labels give "
             f"{len(scheme)} tags. Set labels with set_crf_labels()."
         )
-    return ConstrainedCRF(
-        len(scheme),
+    constraints = (
         torch.from_numpy(scheme.allowed_transitions()),
         torch.from_numpy(scheme.allowed_starts()),
         torch.from_numpy(scheme.allowed_ends()),
     )
+    n_members = model.attrs.get("n_members", 1)
+    if n_members > 1:
+        return CRFEnsemble(n_members, len(scheme), *constraints)
+    return ConstrainedCRF(len(scheme), *constraints)
 
 
 def _lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -119,7 +126,7 @@ def crf_decode(model: Model, emissions: Floats3d, lengths: Ints1d) -> numpy.ndar
     """Best valid tag ids per sequence, batched; returned as a numpy array."""
     if emissions.shape[0] == 0:
         return numpy.zeros((0, emissions.shape[1]), dtype="int64")
-    module: ConstrainedCRF = model.shims[0]._model
+    module: Union[ConstrainedCRF, CRFEnsemble] = model.shims[0]._model
     with torch.no_grad():
         em = to_torch(model, emissions)
         mask = _lengths_to_mask(to_torch(model, lengths).long(), em.shape[1])

@@ -131,3 +131,62 @@ def viterbi_decode(
     unsorted = numpy.empty_like(paths)
     unsorted[order.cpu().numpy()] = paths
     return torch.from_numpy(unsorted).to(emissions.device)
+
+
+class CRFEnsemble(nn.Module):
+    """One ConstrainedCRF per member of a tagger ensemble.
+
+    In training, the members' emissions arrive stacked along the batch axis
+    ([n_members * batch, T, K], member-major) and each member's CRF scores
+    its own slice, so every member is trained on its own loss. In decoding,
+    the emissions are the members' average and the start, transition and
+    end scores are averaged too: one Viterbi over the averaged potentials
+    (the ensemble measured in benchmarks/ensemble_potentials.py).
+    """
+
+    def __init__(
+        self,
+        n_members: int,
+        num_tags: int,
+        allowed_transitions: Optional[torch.Tensor] = None,
+        allowed_starts: Optional[torch.Tensor] = None,
+        allowed_ends: Optional[torch.Tensor] = None,
+    ) -> None:
+        super().__init__()
+        if n_members < 1:
+            raise ValueError(f"A CRF ensemble needs at least one member, got n_members={n_members}.")
+        self.members = nn.ModuleList(
+            ConstrainedCRF(num_tags, allowed_transitions, allowed_starts, allowed_ends) for _ in range(n_members)
+        )
+
+    @property
+    def transitions(self) -> torch.Tensor:
+        return self._mean("transitions")
+
+    @property
+    def start_transitions(self) -> torch.Tensor:
+        return self._mean("start_transitions")
+
+    @property
+    def end_transitions(self) -> torch.Tensor:
+        return self._mean("end_transitions")
+
+    def _mean(self, name: str) -> torch.Tensor:
+        return torch.stack([getattr(member, name) for member in self.members]).mean(dim=0)
+
+    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Summed negative log-likelihood of every member on its own slice."""
+        n_members = len(self.members)
+        if emissions.shape[0] % n_members:
+            raise ValueError(
+                f"A {n_members}-member CRF ensemble got {emissions.shape[0]} sequences: "
+                "the batch must hold each member's emissions for the same sequences."
+            )
+        slices = zip(emissions.chunk(n_members), tags.chunk(n_members), mask.chunk(n_members))
+        return sum(member(*member_slice) for member, member_slice in zip(self.members, slices))
+
+    neg_log_likelihood = forward
+
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Best tag ids [batch, time] for averaged emissions [batch, T, K]."""
+        return viterbi_decode(emissions, mask, self.start_transitions, self.transitions, self.end_transitions)

@@ -156,13 +156,12 @@ def build_lexicon_tagger(
     decoder: "crf" (constrained linear-chain CRF) or "softmax" (independent
         per-character scores, decoded with the same validity constraints).
     """
-    if decoder not in DECODERS:
-        raise ValueError(f"Unknown decoder '{decoder}'. Use one of {DECODERS}.")
-    scorer = padded_encoder("emission_scorer", _emission_scorer_module, None)
+    check_decoder(decoder)
+    scorer = build_emission_scorer()
     crf = build_crf_layer(scheme)
     return Model(
         "lexner_tagger_model",
-        _tagger_forward,
+        emissions_forward,
         init=_tagger_init,
         layers=[embed, encoder, scorer, crf],
         refs={"embed": embed, "encoder": encoder, "scorer": scorer, "crf": crf},
@@ -171,21 +170,39 @@ def build_lexicon_tagger(
     )
 
 
+def check_decoder(decoder: str) -> None:
+    if decoder not in DECODERS:
+        raise ValueError(f"Unknown decoder '{decoder}'. Use one of {DECODERS}.")
+
+
+def build_emission_scorer() -> Model[Padded, Floats3d]:
+    """A linear layer from encoder states to per-tag scores; its widths are
+    set by initialize_emissions."""
+    return padded_encoder("emission_scorer", _emission_scorer_module, None)
+
+
 def _tagger_init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
-    """Wire the dims top-down, so the model can be built without data (which
-    is what loading a saved pipeline needs)."""
-    embed, encoder, scorer, crf = (model.get_ref(n) for n in ("embed", "encoder", "scorer", "crf"))
+    crf = model.get_ref("crf")
+    n_tags = crf.get_dim("nO")
+    initialize_emissions(model.get_ref("embed"), model.get_ref("encoder"), model.get_ref("scorer"), n_tags)
+    model.set_dim("nO", n_tags, force=True)
+    crf.initialize()
+
+
+def initialize_emissions(embed: Model, encoder: Model, scorer: Model, n_tags: int) -> None:
+    """Wire the dims top-down and initialize, so the model can be built
+    without data (which is what loading a saved pipeline needs)."""
     if encoder.has_dim("nI") is None:
         encoder.set_dim("nI", embed.get_dim("nO"))
     scorer.set_dim("nI", encoder.get_dim("nO"), force=True)
-    n_tags = crf.get_dim("nO")
     scorer.set_dim("nO", n_tags, force=True)
-    model.set_dim("nO", n_tags, force=True)
-    for layer in (embed, encoder, scorer, crf):
+    for layer in (embed, encoder, scorer):
         layer.initialize()
 
 
-def _tagger_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+def emissions_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+    """Emission scores of a model whose first three layers are embed,
+    encoder and scorer."""
     embed, encoder, scorer = model.layers[:3]
     (X, lengths), bp_embed = embed(docs, is_train)
     # FLAT builds its lattice from the texts; other encoders see vectors only.

@@ -344,10 +344,16 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         return window_docs, gold
 
     def _loss_and_gradient(self, scores, lengths, gold: List[numpy.ndarray]):
-        crf = self.model.get_ref("crf")
+        # An ensemble's training scores hold each member's emissions for the
+        # same windows, stacked; the loss is the sum of the members' mean
+        # losses, so each member gets the gradient it would get alone.
+        n_members = self.model.attrs.get("n_members", 1)
+        gold = gold * n_members
         if self.model.attrs["decoder"] == "crf":
-            return crf_gold_loss(crf, scores, lengths, gold)
-        return _softmax_loss(self.model.ops, scores, pad_gold(gold, scores.shape[1]), lengths)
+            loss, d_scores = crf_gold_loss(self.model.get_ref("crf"), scores, lengths, gold)
+        else:
+            loss, d_scores = _softmax_loss(self.model.ops, scores, pad_gold(gold, scores.shape[1]), lengths)
+        return loss * n_members, d_scores * n_members
 
     def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, numpy.ndarray]:
         """The loss of the model's scores for examples (as returned by

@@ -1,0 +1,191 @@
+"""spacy-lexner.LexiconTaggerEnsemble.v1: members trained on their own
+losses, decoded together over averaged CRF potentials."""
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.cli.train import train
+from thinc.api import fix_random_seed
+
+from spacy_lexner.crf.layer import crf_gold_loss
+from spacy_lexner.crf.tag_scheme import TagScheme
+from spacy_lexner.crf.torch_crf import CRFEnsemble, viterbi_decode
+from spacy_lexner.tagger.ensemble import copy_with_refs
+from spacy_lexner.tagger.model import build_soft_lexicon_embed
+from spacy_lexner.tagger.pretrained import load_pretrained_vectors
+
+from .test_configs import write_docbin
+from .test_crf import is_valid
+from .test_pretrained import write_vectors
+from .util import REPO_ROOT, TRAIN_DATA, ents_of, make_examples, small_model, train_nlp
+
+TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "😀🇨🇳👨‍👩‍👧", "iPhone12在Apple Store卖3999元"]
+
+
+def ensemble_model(n_members: int = 2, decoder: str = "crf") -> dict:
+    config = small_model(decoder=decoder)
+    config["@architectures"] = "spacy-lexner.LexiconTaggerEnsemble.v1"
+    config["n_members"] = n_members
+    return config
+
+
+def blank_with_ensemble(**kwargs) -> spacy.language.Language:
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("lexner_tagger", config={"model": ensemble_model(**kwargs)})
+    return nlp
+
+
+def members(nlp):
+    return nlp.get_pipe("lexner_tagger").model.layers[:-1]
+
+
+@pytest.fixture(scope="module", params=["crf", "softmax"])
+def trained(request):
+    fix_random_seed(0)
+    nlp = blank_with_ensemble(decoder=request.param)
+    return train_nlp(nlp, make_examples(nlp))
+
+
+def test_overfit_round_trip(trained, tmp_path):
+    for text, ents in TRAIN_DATA:
+        assert ents_of(trained(text)) == ents
+    expected = [ents_of(trained(t)) for t in TEXTS]
+    trained.to_disk(tmp_path / "nlp")
+    from_disk = spacy.load(tmp_path / "nlp")
+    from_bytes = spacy.util.load_model_from_config(trained.config, auto_fill=False)
+    from_bytes.from_bytes(trained.to_bytes())
+    for other in (from_disk, from_bytes):
+        assert [ents_of(other(t)) for t in TEXTS] == expected
+        for batch_size in (1, 3, 1000):
+            assert [ents_of(d) for d in other.pipe(TEXTS, batch_size=batch_size)] == expected
+
+
+def test_long_doc(trained):
+    sentence = "张三在北京大学工作。"
+    doc = trained(sentence * 10_000)
+    assert len(doc.ents) == 10_000 * len(trained(sentence).ents)
+
+
+def test_members_have_their_own_weights(trained):
+    first, second = members(trained)
+    assert first.layers[1] is not second.layers[1]
+    weights = [m.layers[0].layers[0].shims[0]._model.char.weight for m in (first, second)]
+    assert not torch.equal(*weights)
+
+
+def test_prediction_averages_the_members(trained):
+    model = trained.get_pipe("lexner_tagger").model
+    docs = [trained.make_doc(t) for t in TEXTS[:4]]
+    scores, lengths = model.predict(docs)
+    alone = [member.predict(docs)[0] for member in members(trained)]
+    numpy.testing.assert_allclose(scores, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert list(lengths) == [len(d.text) for d in docs]
+
+
+def test_training_scores_stack_members_and_each_gets_its_own_gradient():
+    fix_random_seed(0)
+    nlp = blank_with_ensemble()
+    nlp.initialize(lambda: make_examples(nlp))
+    tagger = nlp.get_pipe("lexner_tagger")
+    docs, gold = tagger._training_windows(make_examples(nlp))
+    (scores, lengths), _ = tagger.model.begin_update(docs)
+    assert scores.shape[0] == 2 * len(docs) and list(lengths) == [len(d.text) for d in docs] * 2
+    loss, d_scores = tagger._loss_and_gradient(scores, lengths, gold)
+    crf = tagger.model.get_ref("crf").shims[0]._model
+    half = len(docs)
+    for i, member_crf in enumerate(crf.members):
+        # What the member's gradient would be if it were trained alone.
+        em = torch.tensor(numpy.asarray(scores[i * half : (i + 1) * half]), requires_grad=True)
+        tags = torch.tensor(numpy.stack([numpy.pad(g, (0, em.shape[1] - len(g))) for g in gold]))
+        mask = torch.arange(em.shape[1])[None, :] < torch.tensor(list(lengths[:half]))[:, None]
+        (member_crf(em, tags, mask) / half).backward()
+        numpy.testing.assert_allclose(d_scores[i * half : (i + 1) * half], em.grad.numpy(), rtol=1e-4, atol=1e-6)
+    solo_losses, _ = crf_gold_loss(tagger.model.get_ref("crf"), scores, lengths, gold * 2)
+    assert loss == pytest.approx(solo_losses * 2)
+
+
+def test_crf_ensemble_decodes_averaged_potentials():
+    scheme = TagScheme(["A", "B"])
+    constraints = [torch.from_numpy(a) for a in (scheme.allowed_transitions(), scheme.allowed_starts(), scheme.allowed_ends())]
+    torch.manual_seed(0)
+    crf = CRFEnsemble(3, len(scheme), *constraints)
+    with torch.no_grad():
+        for param in crf.parameters():
+            param.uniform_(-5, 5)
+    emissions = torch.randn(4, 7, len(scheme)) * 3
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 5, 1, 3])[:, None]
+    mean = {name: sum(getattr(m, name) for m in crf.members) / 3 for name in ("start_transitions", "transitions", "end_transitions")}
+    expected = viterbi_decode(emissions, mask, mean["start_transitions"], mean["transitions"], mean["end_transitions"])
+    paths = crf.viterbi(emissions, mask)
+    assert torch.equal(paths, expected)
+    for path, length in zip(paths.tolist(), (7, 5, 1, 3)):
+        assert is_valid(scheme, path[:length])
+
+
+def test_crf_ensemble_loss_is_the_members_losses_on_their_slices():
+    scheme = TagScheme(["A"])
+    crf = CRFEnsemble(2, len(scheme))
+    emissions = torch.randn(6, 4, len(scheme))
+    tags = torch.zeros(6, 4, dtype=torch.long)
+    mask = torch.ones(6, 4, dtype=torch.bool)
+    expected = crf.members[0](emissions[:3], tags[:3], mask[:3]) + crf.members[1](emissions[3:], tags[3:], mask[3:])
+    assert torch.allclose(crf(emissions, tags, mask), expected)
+    with pytest.raises(ValueError, match="2-member CRF ensemble got 5 sequences"):
+        crf(emissions[:5], tags[:5], mask[:5])
+
+
+def test_copy_with_refs_points_into_the_copy():
+    embed = build_soft_lexicon_embed(char_width=8, bigram_width=8, word_width=8, type_width=4)
+    parent = spacy.registry.resolve({"m": ensemble_model()})["m"]
+    copied = copy_with_refs(parent)
+    copied_nodes = {id(node) for node in copied.walk()}
+    assert all(id(copied.get_ref(name)) in copied_nodes for name in copied.ref_names)
+    assert copied.get_ref("crf") is not parent.get_ref("crf")
+    assert copy_with_refs(embed).layers[0] is not embed.layers[0]
+
+
+def test_copying_an_initialized_model_is_an_error():
+    nlp = blank_with_ensemble()
+    nlp.initialize(lambda: make_examples(nlp))
+    with pytest.raises(ValueError, match="before initialization"):
+        copy_with_refs(members(nlp)[0])
+
+
+def test_listener_embed_is_a_clear_error():
+    config = ensemble_model()
+    config["embed"] = {
+        "@architectures": "spacy-lexner.TokenVectorSoftLexiconEmbed.v1",
+        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 96, "upstream": "*"},
+        "lexicon_embed": small_model()["embed"],
+    }
+    with pytest.raises(ValueError, match="cannot copy an embed that listens"):
+        spacy.registry.resolve({"m": config})
+
+
+def test_bad_n_members():
+    with pytest.raises(ValueError, match="n_members must be at least 1"):
+        spacy.registry.resolve({"m": ensemble_model(n_members=0)})
+
+
+def test_pretrained_vectors_reach_every_member(tmp_path):
+    nlp = blank_with_ensemble()
+    nlp.initialize(lambda: make_examples(nlp))
+    load_pretrained_vectors(nlp.get_pipe("lexner_tagger").model, write_vectors(tmp_path / "v.npz"))
+    tables = [m.layers[0].layers[0].shims[0]._model.char.weight.detach() for m in members(nlp)]
+    featurizer = members(nlp)[0].layers[0].attrs["featurizer"]
+    rows = featurizer(["张"], None).char_rows[0]
+    assert torch.allclose(tables[0][rows].sum(0), tables[1][rows].sum(0))
+
+
+def test_spacy_train_with_ensemble_config(tmp_path):
+    data = write_docbin(tmp_path / "train.spacy")
+    overrides = {
+        "paths.train": str(data), "paths.dev": str(data),
+        "training.max_steps": 4, "training.eval_frequency": 2,
+        "components.lexner_tagger.model": ensemble_model(),
+    }
+    train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    assert nlp.get_pipe("lexner_tagger").model.name == "lexner_tagger_ensemble"
+    assert len(members(nlp)) == 2
+    nlp("张三在北京大学工作。")
