@@ -208,3 +208,30 @@ def pretrain_vectors_cli(
     save_vectors(arrays, output, settings)
     sizes = ", ".join(f"{len(arrays[f'{name}_keys'])} {name}" for name in TABLE_NAMES)
     msg.good(f"Wrote {output} ({sizes}) in {time.perf_counter() - start:.1f}s")
+
+
+MERGE_HELP = """Combine lexner_tagger pipelines trained separately (one config,
+different seeds: --system.seed) into one pipeline whose tagger is an
+ensemble (spacy-lexner.LexiconTaggerEnsemble.v1): it averages the members'
+emission and CRF scores and decodes once. Inference costs one forward pass
+per member. The output is an ordinary pipeline directory (spacy.load,
+spacy package); its other components and settings come from the first input.
+"""
+
+
+@app.command("merge-ensemble", help=MERGE_HELP)
+def merge_ensemble_cli(
+    output: Path = typer.Argument(..., file_okay=False, help="Output pipeline directory"),
+    models: List[Path] = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline directories"),
+    name: str = typer.Option("lexner_tagger", "--name", "-n", help="The tagger component's name"),
+) -> None:
+    import spacy
+
+    from .tagger.merge import merge_taggers
+
+    try:
+        nlp = merge_taggers([spacy.load(path) for path in models], name=name)
+    except ValueError as err:
+        msg.fail("Cannot merge these pipelines", str(err), exits=1)
+    nlp.to_disk(output)
+    msg.good(f"Wrote a {len(models)}-member ensemble of '{name}' to {output}")

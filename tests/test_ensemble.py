@@ -189,3 +189,37 @@ def test_spacy_train_with_ensemble_config(tmp_path):
     assert nlp.get_pipe("lexner_tagger").model.name == "lexner_tagger_ensemble"
     assert len(members(nlp)) == 2
     nlp("张三在北京大学工作。")
+
+
+def _member_scorer_grads(model, docs):
+    (scores, lengths), backprop = model.begin_update(docs)
+    backprop((model.ops.alloc3f(*scores.shape) + 1.0, lengths))
+    grads = []
+    for member in model.layers[:-1]:
+        weight = next(member.layers[2].shims[0]._model.parameters())
+        grads.append(weight.grad.detach().clone())
+        weight.grad = None
+    return grads
+
+
+def test_online_bagging_weighs_each_members_gradient_by_a_poisson_draw():
+    config = ensemble_model()
+    config["embed"].update(dropout=0.0, word_dropout=0.0)
+    config["encoder"]["dropout"] = 0.0
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("lexner_tagger", config={"model": config})
+    nlp.initialize(lambda: make_examples(nlp))
+    model = nlp.get_pipe("lexner_tagger").model
+    docs = [nlp.make_doc(TRAIN_DATA[0][0])]
+    model.attrs["bagging"] = False
+    plain = _member_scorer_grads(model, docs)
+    model.attrs["bagging"] = True
+    numpy.random.seed(0)
+    ratios = []
+    for _ in range(20):
+        for grad, reference in zip(_member_scorer_grads(model, docs), plain):
+            ratio = float((grad * reference).sum() / (reference * reference).sum())
+            assert ratio == pytest.approx(round(ratio), abs=1e-4) and ratio >= 0
+            torch.testing.assert_close(grad, reference * round(ratio), rtol=1e-4, atol=1e-6)
+            ratios.append(round(ratio))
+    assert 0 in ratios and len(set(ratios)) > 2

@@ -11,6 +11,8 @@ random initialisation and dropout masks only; they see the same batches.
 """
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy
+
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
@@ -27,9 +29,16 @@ def build_lexicon_tagger_ensemble(
     scheme: str = "BIOES",
     decoder: str = "crf",
     n_members: int = 2,
+    bagging: bool = True,
 ) -> Model[List[Doc], Padded]:
     """n_members copies of spacy-lexner.LexiconTagger.v1 (same arguments),
     decoded together.
+
+    bagging: online bagging (Oza & Russell, 2001) in training: each member
+        weighs each sequence's gradient by its own Poisson(1) draw, which
+        stands in for the different bootstrap samples and batch orders of
+        separately trained models (members trained together otherwise see
+        the same batches).
 
     Inference and training cost n_members times one model's. The refs
     "embed", "encoder" and "scorer" are the first member's.
@@ -49,7 +58,7 @@ def build_lexicon_tagger_ensemble(
         layers=[*members, crf],
         refs={"embed": first.layers[0], "encoder": first.layers[1], "scorer": first.layers[2], "crf": crf},
         dims={"nO": None},
-        attrs={"decoder": decoder, "scheme": scheme, "n_members": n_members},
+        attrs={"decoder": decoder, "scheme": scheme, "n_members": n_members, "bagging": bagging},
     )
 
 
@@ -106,13 +115,17 @@ def _ensemble_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Pa
     lengths = outputs[0][0][1]
     scores = [scores for (scores, _), _ in outputs]
     backprops = [backprop for _, backprop in outputs]
+    weights = None
     if is_train:
         Y = (xp.concatenate(scores, axis=0), xp.concatenate([lengths] * n_members, axis=0))
+        if model.attrs["bagging"] and n_members > 1:
+            draws = numpy.random.poisson(1.0, size=(n_members * len(docs), 1, 1))
+            weights = model.ops.asarray(draws.astype("float32"))
     else:
         Y = (sum(scores[1:], scores[0]) / n_members, lengths)
 
     def backprop(dY: Padded) -> List[Doc]:
-        d_scores = dY[0]
+        d_scores = dY[0] if weights is None else dY[0] * weights
         parts = xp.split(d_scores, n_members, axis=0) if is_train else [d_scores / n_members] * n_members
         for member_backprop, d_member in zip(backprops, parts):
             member_backprop((d_member, lengths))

@@ -1,0 +1,93 @@
+"""Combine separately trained ``lexner_tagger`` pipelines into one ensemble.
+
+Models trained apart (different seeds, so different initialisations and
+batch orders) disagree more than members trained together, and averaging
+their CRF potentials is what benchmarks/ensemble_potentials.py measured.
+``merge_taggers`` copies each model's weights into one member of a
+spacy-lexner.LexiconTaggerEnsemble.v1, so the result is an ordinary
+pipeline: nlp.to_disk, spacy.load and spacy package work as usual.
+"""
+from typing import Any, Dict, Sequence
+
+from spacy.language import Language
+
+from ..crf.torch_crf import CRFEnsemble
+from ..lexicon import Lexicon
+
+ENSEMBLE = "spacy-lexner.LexiconTaggerEnsemble.v1"
+SINGLE = "spacy-lexner.LexiconTagger.v1"
+
+
+def merge_taggers(pipelines: Sequence[Language], name: str = "lexner_tagger") -> Language:
+    """The first pipeline, with its tagger replaced by an ensemble of the
+    taggers of all pipelines (which must share the model config, labels and
+    lexicon: e.g. one config trained with different seeds)."""
+    if len(pipelines) < 2:
+        raise ValueError(f"An ensemble needs at least two pipelines, got {len(pipelines)}.")
+    sources = [_tagger(nlp, name, i) for i, nlp in enumerate(pipelines)]
+    _check_compatible(sources)
+    nlp = pipelines[0]
+    first = sources[0]
+    component_config = dict(nlp.config["components"][name])
+    component_config.pop("factory")
+    component_config["model"] = _ensemble_config(component_config["model"], len(sources))
+    ensemble = nlp.replace_pipe(name, "lexner_tagger", config=component_config)
+    ensemble.cfg.update(first.cfg)
+    ensemble.set_lexicon(Lexicon().from_bytes(first.lexicon.to_bytes()))
+    ensemble._build_model()
+    ensemble.model.initialize()
+    _copy_weights(ensemble.model, [source.model for source in sources])
+    return nlp
+
+
+def _tagger(nlp: Language, name: str, index: int) -> Any:
+    if name not in nlp.pipe_names:
+        raise ValueError(f"Pipeline {index} has no component '{name}' (it has {nlp.pipe_names}).")
+    tagger = nlp.get_pipe(name)
+    architecture = nlp.config["components"][name]["model"].get("@architectures")
+    if architecture != SINGLE:
+        raise ValueError(f"Pipeline {index}'s '{name}' uses {architecture}; only {SINGLE} models can be merged.")
+    if not tagger.model.get_ref("crf").shims:
+        raise ValueError(f"Pipeline {index}'s '{name}' is not trained or initialized.")
+    return tagger
+
+
+def _check_compatible(sources: Sequence[Any]) -> None:
+    first = sources[0]
+    for i, source in enumerate(sources[1:], start=1):
+        if source.labels != first.labels:
+            raise ValueError(f"Pipeline {i} has labels {list(source.labels)}, pipeline 0 has {list(first.labels)}.")
+        if source.lexicon.to_bytes() != first.lexicon.to_bytes():
+            raise ValueError(
+                f"Pipeline {i}'s lexicon differs from pipeline 0's: the members would read different "
+                "features. Merge pipelines trained with the same lexicon."
+            )
+        if _weights_shapes(source.model) != _weights_shapes(first.model):
+            raise ValueError(f"Pipeline {i}'s model has other layer sizes than pipeline 0's: use one config for all.")
+
+
+def _weights_shapes(model: Any) -> list:
+    return [
+        (node.name, tuple(sorted((k, tuple(v.shape)) for k, v in node.shims[0]._model.state_dict().items())))
+        for node in model.walk()
+        if node.shims
+    ]
+
+
+def _ensemble_config(model_config: Dict[str, Any], n_members: int) -> Dict[str, Any]:
+    config = dict(model_config)
+    config["@architectures"] = ENSEMBLE
+    config["n_members"] = n_members
+    config["bagging"] = False
+    return config
+
+
+def _copy_weights(ensemble: Any, sources: Sequence[Any]) -> None:
+    for member, source in zip(ensemble.layers[:-1], sources):
+        for target_layer, source_layer in zip(member.layers, source.layers[:3]):
+            target_layer.from_bytes(source_layer.to_bytes())
+    crf = ensemble.get_ref("crf").shims[0]._model
+    # A softmax ensemble keeps one (unused, constraint-only) CRF.
+    crf_members = crf.members if isinstance(crf, CRFEnsemble) else [crf]
+    for crf_member, source in zip(crf_members, sources):
+        crf_member.load_state_dict(source.get_ref("crf").shims[0]._model.state_dict())
