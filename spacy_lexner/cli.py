@@ -233,5 +233,6 @@ def merge_ensemble_cli(
         nlp = merge_taggers([spacy.load(path) for path in models], name=name)
     except ValueError as err:
         msg.fail("Cannot merge these pipelines", str(err), exits=1)
+    output.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     msg.good(f"Wrote a {len(models)}-member ensemble of '{name}' to {output}")

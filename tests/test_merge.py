@@ -57,9 +57,9 @@ def test_merged_tagger_averages_the_sources(saved_pair, tmp_path):
 
 
 def test_cli_writes_a_loadable_pipeline(saved_pair, tmp_path):
-    result = CliRunner().invoke(app, ["merge-ensemble", str(tmp_path / "out"), *map(str, saved_pair)])
+    result = CliRunner().invoke(app, ["merge-ensemble", str(tmp_path / "new" / "out"), *map(str, saved_pair)])
     assert result.exit_code == 0, result.output
-    nlp = spacy.load(tmp_path / "out")
+    nlp = spacy.load(tmp_path / "new" / "out")
     assert len(nlp.get_pipe("lexner_tagger").model.layers) == 3  # two members and the CRF
     assert ents_of(nlp(TRAIN_DATA[0][0])) == TRAIN_DATA[0][1]
 
