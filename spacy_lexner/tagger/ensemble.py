@@ -6,13 +6,16 @@
 Every member has its own weights and its own CRF, and is trained on its own
 CRF loss (the pipe sees the members' emissions stacked along the batch axis
 in training). Prediction averages the members' emissions and CRF scores and
-runs one constrained Viterbi over the average. Members differ by their
-random initialisation and dropout masks only; they see the same batches.
+runs one constrained Viterbi over the average. Members see the same batches;
+they differ by their random initialisation, their dropout masks and, with
+bagging, by how much each sequence counts for each of them. (Bagging weighs
+the emission gradients; each member's CRF transitions get their plain
+gradient.) Members trained apart can be merged into this architecture with
+``spacy-lexner merge-ensemble`` (see merge.py).
 """
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
-
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model
@@ -46,7 +49,8 @@ def build_lexicon_tagger_ensemble(
     check_decoder(decoder)
     if n_members < 1:
         raise ValueError(f"n_members must be at least 1, got {n_members}.")
-    _check_copyable(embed)
+    if n_members > 1:
+        _check_copyable(embed)
     members = [_build_member(embed, encoder)]
     members += [_build_member(copy_with_refs(embed), copy_with_refs(encoder)) for _ in range(n_members - 1)]
     crf = build_crf_layer(scheme, n_members=n_members if decoder == "crf" else 1)

@@ -7,21 +7,23 @@ their CRF potentials is what benchmarks/ensemble_potentials.py measured.
 spacy-lexner.LexiconTaggerEnsemble.v1, so the result is an ordinary
 pipeline: nlp.to_disk, spacy.load and spacy package work as usual.
 """
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from spacy.language import Language
+from thinc.api import Model
 
 from ..crf.torch_crf import CRFEnsemble
 from ..lexicon import Lexicon
+from .tagger import LexiconTagger
 
 ENSEMBLE = "spacy-lexner.LexiconTaggerEnsemble.v1"
 SINGLE = "spacy-lexner.LexiconTagger.v1"
 
 
 def merge_taggers(pipelines: Sequence[Language], name: str = "lexner_tagger") -> Language:
-    """The first pipeline, with its tagger replaced by an ensemble of the
-    taggers of all pipelines (which must share the model config, labels and
-    lexicon: e.g. one config trained with different seeds)."""
+    """The first pipeline, with its tagger replaced (in place) by an
+    ensemble of the taggers of all pipelines. They must share labels,
+    lexicon and layer sizes: e.g. one config trained with different seeds."""
     if len(pipelines) < 2:
         raise ValueError(f"An ensemble needs at least two pipelines, got {len(pipelines)}.")
     sources = [_tagger(nlp, name, i) for i, nlp in enumerate(pipelines)]
@@ -40,7 +42,7 @@ def merge_taggers(pipelines: Sequence[Language], name: str = "lexner_tagger") ->
     return nlp
 
 
-def _tagger(nlp: Language, name: str, index: int) -> Any:
+def _tagger(nlp: Language, name: str, index: int) -> LexiconTagger:
     if name not in nlp.pipe_names:
         raise ValueError(f"Pipeline {index} has no component '{name}' (it has {nlp.pipe_names}).")
     tagger = nlp.get_pipe(name)
@@ -52,7 +54,7 @@ def _tagger(nlp: Language, name: str, index: int) -> Any:
     return tagger
 
 
-def _check_compatible(sources: Sequence[Any]) -> None:
+def _check_compatible(sources: Sequence[LexiconTagger]) -> None:
     first = sources[0]
     for i, source in enumerate(sources[1:], start=1):
         if source.labels != first.labels:
@@ -66,7 +68,7 @@ def _check_compatible(sources: Sequence[Any]) -> None:
             raise ValueError(f"Pipeline {i}'s model has other layer sizes than pipeline 0's: use one config for all.")
 
 
-def _weights_shapes(model: Any) -> list:
+def _weights_shapes(model: Model) -> List[Tuple[str, Tuple]]:
     return [
         (node.name, tuple(sorted((k, tuple(v.shape)) for k, v in node.shims[0]._model.state_dict().items())))
         for node in model.walk()
@@ -82,7 +84,7 @@ def _ensemble_config(model_config: Dict[str, Any], n_members: int) -> Dict[str, 
     return config
 
 
-def _copy_weights(ensemble: Any, sources: Sequence[Any]) -> None:
+def _copy_weights(ensemble: Model, sources: Sequence[Model]) -> None:
     for member, source in zip(ensemble.layers[:-1], sources):
         for target_layer, source_layer in zip(member.layers, source.layers[:3]):
             target_layer.from_bytes(source_layer.to_bytes())
