@@ -212,6 +212,9 @@ def main() -> None:
                 print(f"[{name}] training {system} ...", flush=True)
                 stats_file.parent.mkdir(parents=True, exist_ok=True)
                 stats_file.write_text(json.dumps(train(system, name, paths, model_dir, args.threads, args.data_dir)))
+            elif not stats_file.exists():
+                print(f"[{name}] {system} was not trained in {run_dir}: skipped", flush=True)
+                continue
             train_stats = json.loads(stats_file.read_text())
             scores = evaluate(model_dir / "model-best", paths["test"])
             results.append({"dataset": name, "system": system, **train_stats, **scores})
