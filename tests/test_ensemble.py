@@ -1,5 +1,7 @@
 """spacy-lexner.LexiconTaggerEnsemble.v1: members trained on their own
 losses, decoded together over averaged CRF potentials."""
+import multiprocessing
+
 import numpy
 import pytest
 import spacy
@@ -223,3 +225,17 @@ def test_online_bagging_weighs_each_members_gradient_by_a_poisson_draw():
             torch.testing.assert_close(grad, reference * round(ratio), rtol=1e-4, atol=1e-6)
             ratios.append(round(ratio))
     assert 0 in ratios and len(set(ratios)) > 2
+
+
+def test_spawned_processes_give_the_same_ents(trained, tmp_path):
+    """With spawn (macOS, Windows) each child unpickles the ensemble."""
+    trained.to_disk(tmp_path / "nlp")
+    nlp = spacy.load(tmp_path / "nlp")
+    expected = [ents_of(nlp(t)) for t in TEXTS]
+    old = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        docs = list(nlp.pipe(TEXTS, n_process=2, batch_size=2))
+    finally:
+        multiprocessing.set_start_method(old, force=True)
+    assert [ents_of(d) for d in docs] == expected
