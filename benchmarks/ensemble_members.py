@@ -10,12 +10,11 @@ the averages, as the pipe does (see ensemble_potentials.py).
 import argparse
 from pathlib import Path
 
-import numpy
 import spacy
 import torch
 from spacy.tokens import Doc, DocBin
 
-from ensemble_potentials import ensemble_f1
+from ensemble_potentials import ensemble_f1, model_potentials
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,13 +38,7 @@ def main() -> None:
         texts = [doc.text for doc in gold]
         docs = [Doc(nlp.vocab, words=[text], spaces=[False]) for text in texts]
         crf_members = pipe.model.get_ref("crf").shims[0]._model.members
-        potentials = []
-        for member, crf in zip(pipe.model.layers[:-1], crf_members):
-            scores, lengths = member.predict(docs)
-            potentials.append((
-                torch.as_tensor(numpy.asarray(scores)).float(), numpy.asarray(lengths),
-                crf.start_transitions.detach(), crf.transitions.detach(), crf.end_transitions.detach(),
-            ))
+        potentials = [model_potentials(member, crf, docs) for member, crf in zip(pipe.model.layers[:-1], crf_members)]
         alone = ", ".join(f"{ensemble_f1(nlp, [p], texts, gold):.2f}" for p in potentials)
         print(f"| {path} | {alone} | {ensemble_f1(nlp, potentials, texts, gold):.2f} |", flush=True)
 

@@ -25,6 +25,7 @@ from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from thinc.api import Model
 
 from spacy_lexner.crf.layer import _lengths_to_mask
 from spacy_lexner.crf.torch_crf import viterbi_decode
@@ -47,8 +48,14 @@ def potentials(nlp: Language, texts: Sequence[str]) -> Potentials:
     too_long = [len(t) for t in texts if len(t) > pipe.window_size]
     if too_long:
         raise SystemExit(f"{len(too_long)} test texts are longer than window_size ({pipe.window_size}).")
-    scores, lengths = pipe.model.predict([Doc(nlp.vocab, words=[t], spaces=[False]) for t in texts])
-    crf = pipe.model.get_ref("crf").shims[0]._model
+    docs = [Doc(nlp.vocab, words=[t], spaces=[False]) for t in texts]
+    return model_potentials(pipe.model, pipe.model.get_ref("crf").shims[0]._model, docs)
+
+
+def model_potentials(model: Model, crf: torch.nn.Module, docs: List[Doc]) -> Potentials:
+    """The emissions of model (a tagger, or one ensemble member) for docs,
+    with the start, transition and end scores of its CRF module."""
+    scores, lengths = model.predict(docs)
     with torch.no_grad():
         return (
             torch.as_tensor(numpy.asarray(scores)).float(),

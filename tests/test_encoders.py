@@ -6,7 +6,7 @@ import torch
 from spacy.cli.train import train
 
 from .test_configs import write_docbin
-from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, train_nlp
+from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
 ENCODERS = {
     "bilstm": {"@architectures": "spacy-lexner.BiLSTMEncoder.v1", "hidden_width": 32, "dropout": 0.1},
@@ -25,11 +25,7 @@ def test_overfit_round_trip(name, use_lexicon, tmp_path):
     for text, ents in TRAIN_DATA:
         assert ents_of(nlp(text)) == ents
     expected = [ents_of(nlp(t)) for t in TEXTS]
-    nlp.to_disk(tmp_path / "nlp")
-    from_disk = spacy.load(tmp_path / "nlp")
-    from_bytes = spacy.util.load_model_from_config(nlp.config, auto_fill=False)
-    from_bytes.from_bytes(nlp.to_bytes())
-    for other in (from_disk, from_bytes):
+    for other in reloaded(nlp, tmp_path / "nlp"):
         assert [ents_of(other(t)) for t in TEXTS] == expected
         assert [ents_of(d) for d in other.pipe(TEXTS, batch_size=3)] == expected
 

@@ -1,7 +1,5 @@
 """spacy-lexner.LexiconTaggerEnsemble.v1: members trained on their own
 losses, decoded together over averaged CRF potentials."""
-import multiprocessing
-
 import numpy
 import pytest
 import spacy
@@ -19,7 +17,7 @@ from spacy_lexner.tagger.pretrained import load_pretrained_vectors
 from .test_configs import write_docbin
 from .test_crf import is_valid
 from .test_pretrained import write_vectors
-from .util import REPO_ROOT, TRAIN_DATA, ents_of, make_examples, small_model, train_nlp
+from .util import REPO_ROOT, TRAIN_DATA, ents_of, make_examples, pipe_with_spawn, reloaded, small_model, train_nlp
 
 TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "😀🇨🇳👨‍👩‍👧", "iPhone12在Apple Store卖3999元"]
 
@@ -52,11 +50,7 @@ def test_overfit_round_trip(trained, tmp_path):
     for text, ents in TRAIN_DATA:
         assert ents_of(trained(text)) == ents
     expected = [ents_of(trained(t)) for t in TEXTS]
-    trained.to_disk(tmp_path / "nlp")
-    from_disk = spacy.load(tmp_path / "nlp")
-    from_bytes = spacy.util.load_model_from_config(trained.config, auto_fill=False)
-    from_bytes.from_bytes(trained.to_bytes())
-    for other in (from_disk, from_bytes):
+    for other in reloaded(trained, tmp_path / "nlp"):
         assert [ents_of(other(t)) for t in TEXTS] == expected
         for batch_size in (1, 3, 1000):
             assert [ents_of(d) for d in other.pipe(TEXTS, batch_size=batch_size)] == expected
@@ -232,10 +226,4 @@ def test_spawned_processes_give_the_same_ents(trained, tmp_path):
     trained.to_disk(tmp_path / "nlp")
     nlp = spacy.load(tmp_path / "nlp")
     expected = [ents_of(nlp(t)) for t in TEXTS]
-    old = multiprocessing.get_start_method()
-    multiprocessing.set_start_method("spawn", force=True)
-    try:
-        docs = list(nlp.pipe(TEXTS, n_process=2, batch_size=2))
-    finally:
-        multiprocessing.set_start_method(old, force=True)
-    assert [ents_of(d) for d in docs] == expected
+    assert [ents_of(d) for d in pipe_with_spawn(nlp, TEXTS)] == expected

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from spacy_lexner.cli import app
 from spacy_lexner.tagger.merge import merge_taggers
 
-from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, train_nlp
+from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
 TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "iPhone12在Apple Store卖3999元😀"]
 
@@ -48,11 +48,8 @@ def test_merged_tagger_averages_the_sources(saved_pair, tmp_path):
     for text, ents in TRAIN_DATA:
         assert ents_of(merged(text)) == ents
     expected = [ents_of(merged(t)) for t in TEXTS]
-    merged.to_disk(tmp_path / "merged")
-    reloaded = spacy.load(tmp_path / "merged")
-    assert [ents_of(d) for d in reloaded.pipe(TEXTS, batch_size=2)] == expected
-    from_bytes = spacy.util.load_model_from_config(merged.config, auto_fill=False)
-    from_bytes.from_bytes(merged.to_bytes())
+    from_disk, from_bytes = reloaded(merged, tmp_path / "merged")
+    assert [ents_of(d) for d in from_disk.pipe(TEXTS, batch_size=2)] == expected
     assert [ents_of(from_bytes(t)) for t in TEXTS] == expected
 
 

@@ -6,6 +6,7 @@ import pytest
 import spacy
 
 from .tiny_pipelines import crf_pipeline, ents_of, lexner_pipeline, write_lexicon
+from .util import pipe_with_spawn
 
 TEXTS = [
     "张三在北京大学工作。", "李四去了上海。", "王五是腾讯公司的工程师，在Apple Store卖了3台。",
@@ -45,10 +46,4 @@ def test_spawn_start_method(saved):
     nlp = spacy.load(saved / "lexner")
     nlp.add_pipe("crf_ner", name="crf_ner", source=spacy.load(saved / "crf"), before="multimodal_entity_ruler")
     expected = [ents_of(nlp(text)) for text in TEXTS]
-    old = multiprocessing.get_start_method()
-    multiprocessing.set_start_method("spawn", force=True)
-    try:
-        docs = list(nlp.pipe(TEXTS, n_process=2, batch_size=2))
-    finally:
-        multiprocessing.set_start_method(old, force=True)
-    assert [ents_of(d) for d in docs] == expected
+    assert [ents_of(d) for d in pipe_with_spawn(nlp, TEXTS)] == expected

@@ -1,9 +1,11 @@
 """Shared helpers for the tests: tiny training data and a small, fast model."""
+import multiprocessing
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc
 from spacy.training import Example
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,3 +58,21 @@ def blank_with_tagger(**model_kwargs) -> Language:
     nlp = spacy.blank("zh")
     nlp.add_pipe("lexner_tagger", config={"model": small_model(**model_kwargs)})
     return nlp
+
+
+def reloaded(nlp: Language, path: Path) -> List[Language]:
+    """nlp saved and loaded back: from disk (at path) and from bytes."""
+    nlp.to_disk(path)
+    from_bytes = spacy.util.load_model_from_config(nlp.config, auto_fill=False)
+    return [spacy.load(path), from_bytes.from_bytes(nlp.to_bytes())]
+
+
+def pipe_with_spawn(nlp: Language, texts: Sequence[str], batch_size: int = 2) -> List[Doc]:
+    """nlp.pipe in two processes started with spawn (the default on macOS
+    and Windows), where each child unpickles the pipeline."""
+    old = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        return list(nlp.pipe(texts, n_process=2, batch_size=batch_size))
+    finally:
+        multiprocessing.set_start_method(old, force=True)

@@ -185,8 +185,6 @@ class CRFEnsemble(nn.Module):
         slices = zip(emissions.chunk(n_members), tags.chunk(n_members), mask.chunk(n_members))
         return sum(member(*member_slice) for member, member_slice in zip(self.members, slices))
 
-    neg_log_likelihood = forward
-
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids [batch, time] for averaged emissions [batch, T, K]."""
         return viterbi_decode(emissions, mask, self.start_transitions, self.transitions, self.end_transitions)

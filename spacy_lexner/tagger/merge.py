@@ -13,7 +13,6 @@ from spacy.language import Language
 from thinc.api import Model
 
 from ..crf.torch_crf import CRFEnsemble
-from ..lexicon import Lexicon
 from .tagger import LexiconTagger
 
 ENSEMBLE = "spacy-lexner.LexiconTaggerEnsemble.v1"
@@ -35,7 +34,7 @@ def merge_taggers(pipelines: Sequence[Language], name: str = "lexner_tagger") ->
     component_config["model"] = _ensemble_config(component_config["model"], len(sources))
     ensemble = nlp.replace_pipe(name, "lexner_tagger", config=component_config)
     ensemble.cfg.update(first.cfg)
-    ensemble.set_lexicon(Lexicon().from_bytes(first.lexicon.to_bytes()))
+    ensemble.set_lexicon(first.lexicon)  # the replaced pipe no longer uses it
     ensemble._build_model()
     ensemble.model.initialize()
     _copy_weights(ensemble.model, [source.model for source in sources])
@@ -56,15 +55,16 @@ def _tagger(nlp: Language, name: str, index: int) -> LexiconTagger:
 
 def _check_compatible(sources: Sequence[LexiconTagger]) -> None:
     first = sources[0]
+    first_lexicon, first_shapes = first.lexicon.to_bytes(), _weights_shapes(first.model)
     for i, source in enumerate(sources[1:], start=1):
         if source.labels != first.labels:
             raise ValueError(f"Pipeline {i} has labels {list(source.labels)}, pipeline 0 has {list(first.labels)}.")
-        if source.lexicon.to_bytes() != first.lexicon.to_bytes():
+        if source.lexicon.to_bytes() != first_lexicon:
             raise ValueError(
                 f"Pipeline {i}'s lexicon differs from pipeline 0's: the members would read different "
                 "features. Merge pipelines trained with the same lexicon."
             )
-        if _weights_shapes(source.model) != _weights_shapes(first.model):
+        if _weights_shapes(source.model) != first_shapes:
             raise ValueError(f"Pipeline {i}'s model has other layer sizes than pipeline 0's: use one config for all.")
 
 
