@@ -7,7 +7,7 @@ loaders; installed, it also registers them through entry points, so
 from .lexicon import Lexicon
 from .lexicon import registry as _lexicon_registry  # noqa: F401
 from .encoders import build_bilstm_encoder  # noqa: F401
-from .tagger.model import build_lexicon_tagger, build_soft_lexicon_embed  # noqa: F401
+from .tagger.model import build_lexicon_tagger, build_soft_lexicon_embed, build_soft_lexicon_embed_v1  # noqa: F401
 from .tagger.ensemble import build_lexicon_tagger_ensemble  # noqa: F401
 from .tagger.tagger import LexiconTagger, make_lexner_tagger  # noqa: F401
 

@@ -9,8 +9,9 @@ Two things are shared by every torch-backed layer in this package:
   the module up front, which would force users to spell out widths that spaCy
   can infer.
 
-The shim also updates parameters in place and honours ``use_averages`` (see
-``InPlacePyTorchShim``).
+The shim also updates parameters in place, honours ``use_averages`` and
+steps sparse (embedding-row) gradients lazily (see ``InPlacePyTorchShim``
+and ``lazy_adam``).
 """
 import contextlib
 from typing import Any, Callable, Dict, Iterator, Optional
@@ -20,6 +21,8 @@ import srsly
 from thinc.api import ArgsKwargs, Model, PyTorchShim, get_torch_default_device
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.util import torch2xp, xp2torch
+
+from .lazy_adam import sparse_adam_step
 
 try:
     import torch
@@ -72,7 +75,11 @@ class InPlacePyTorchShim(PyTorchShim):
             if torch_data.grad is None:
                 continue
             if self._grad_scaler.found_inf:  # mixed precision overflow: skip the step
-                torch_data.grad.zero_()
+                torch_data.grad = None
+                continue
+            if torch_data.grad.is_sparse:  # hashed embedding tables: update the touched rows
+                sparse_adam_step(optimizer, (self.id, name), torch_data.data, torch_data.grad)
+                torch_data.grad = None
                 continue
             param, _ = optimizer((self.id, name), torch2xp(torch_data.data), torch2xp(torch_data.grad))
             updated = xp2torch(param, device=torch_data.device)

@@ -78,6 +78,29 @@ def test_prediction_averages_the_members(trained):
     assert list(lengths) == [len(d.text) for d in docs]
 
 
+def test_members_share_one_featurization(trained, monkeypatch):
+    """Members built from one embed config read the same features: the
+    lexicon matching runs once per batch, in prediction and in training."""
+    from spacy_lexner.tagger.features import Featurizer
+
+    calls = []
+    original = Featurizer.__call__
+    monkeypatch.setattr(Featurizer, "__call__", lambda self, texts, lexicon: calls.append(1) or original(self, texts, lexicon))
+    model = trained.get_pipe("lexner_tagger").model
+    docs = [trained.make_doc(t) for t in TEXTS[:4]]
+    model.predict(docs)
+    assert len(calls) == 1
+    model.begin_update(docs)
+    assert len(calls) == 2
+    # Members whose featurizers differ each featurize for themselves.
+    members(trained)[1].layers[0].attrs["featurizer"].weighting = "log"
+    try:
+        model.predict(docs)
+        assert len(calls) == 4
+    finally:
+        members(trained)[1].layers[0].attrs["featurizer"].weighting = "frequency"
+
+
 def test_training_scores_stack_members_and_each_gets_its_own_gradient():
     fix_random_seed(0)
     nlp = blank_with_ensemble()

@@ -23,7 +23,7 @@ def small_model(encoder: Dict = None, decoder: str = "crf", use_lexicon: bool = 
         "@architectures": "spacy-lexner.LexiconTagger.v1",
         "decoder": decoder,
         "embed": {
-            "@architectures": "spacy-lexner.SoftLexiconEmbed.v1",
+            "@architectures": "spacy-lexner.SoftLexiconEmbed.v2",
             "char_width": 16, "bigram_width": 16, "word_width": 16, "type_width": 8,
             "char_rows": 1024, "bigram_rows": 2048, "word_rows": 2048, "type_rows": 64,
             "dropout": 0.1, "use_lexicon": use_lexicon,

@@ -57,7 +57,7 @@ def label_accuracy(nlp: Language, examples: List[Example]) -> float:
 def blank_pipeline(image_width: int, visual: bool, small: bool = True) -> Tuple[Language, dict]:
     """spacy.blank("zh") with a lexner_tagger, with or without the visual gate."""
     embed = {
-        "@architectures": "spacy-lexner.SoftLexiconEmbed.v1",
+        "@architectures": "spacy-lexner.SoftLexiconEmbed.v2",
         "char_width": 16, "bigram_width": 16, "word_width": 16, "type_width": 8,
         "char_rows": 1024, "bigram_rows": 2048, "word_rows": 2048, "type_rows": 64, "dropout": 0.1,
     }

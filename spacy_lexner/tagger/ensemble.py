@@ -22,7 +22,10 @@ from thinc.api import Model
 from thinc.types import Floats3d
 
 from ..crf.layer import build_crf_layer
-from .model import Padded, build_emission_scorer, check_decoder, emissions_forward, initialize_emissions
+from .model import (
+    Padded, build_emission_scorer, check_decoder, embed_features, emissions_forward, emissions_from_embedded,
+    featurize, featurizes_alike, initialize_emissions,
+)
 
 
 @registry.architectures("spacy-lexner.LexiconTaggerEnsemble.v1")
@@ -114,7 +117,7 @@ def _ensemble_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Pa
     """Training: the members' emissions stacked member-major along the batch
     axis, with lengths tiled to match. Prediction: their average."""
     xp = model.ops.xp
-    outputs = [member(docs, is_train) for member in model.layers[:-1]]
+    outputs = _member_outputs(model.layers[:-1], docs, is_train)
     n_members = len(outputs)
     lengths = outputs[0][0][1]
     scores = [scores for (scores, _), _ in outputs]
@@ -136,3 +139,16 @@ def _ensemble_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Pa
         return docs
 
     return Y, backprop
+
+
+def _member_outputs(members: List[Model], docs: List[Doc], is_train: bool) -> List[Tuple[Padded, Callable]]:
+    """Each member's emissions. Members built from one embed config read the
+    same features, so the lexicon matching and hashing run once."""
+    embeds = [member.layers[0] for member in members]
+    if not featurizes_alike(embeds):
+        return [member(docs, is_train) for member in members]
+    features = featurize(embeds[0], docs)
+    return [
+        emissions_from_embedded(member, docs, embed_features(embed, features, docs, is_train), is_train)
+        for member, embed in zip(members, embeds)
+    ]

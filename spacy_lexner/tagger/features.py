@@ -75,6 +75,11 @@ class Featurizer:
         self._word_ids: Dict[str, int] = {}
         self._table = numpy.zeros((0, 4), dtype="float64")
 
+    @property
+    def settings(self) -> Tuple:
+        """Everything besides the lexicon that decides the features."""
+        return (self.n_char_rows, self.n_bigram_rows, self.n_word_rows, self.n_type_rows, self.weighting, self.seeds)
+
     def __call__(self, texts: List[str], lexicon: Optional["Lexicon"]) -> LexFeatures:
         lengths = numpy.array([len(t) for t in texts], dtype="int64")
         joined = "".join(texts)

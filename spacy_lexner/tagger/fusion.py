@@ -30,7 +30,7 @@ def build_token_vector_soft_lexicon_embed(
     """SoftLexicon features concatenated with token vectors and projected.
 
     tok2vec: per-token vectors, e.g. spacy-transformers.TransformerListener.v1.
-    lexicon_embed: spacy-lexner.SoftLexiconEmbed.v1.
+    lexicon_embed: spacy-lexner.SoftLexiconEmbed.v2 (or .v1).
     width: output width of the projection.
 
     The tagger feeds this layer whole pipeline docs (no windows), since a

@@ -33,7 +33,7 @@ def _lexicon_is_saved_by_the_pipe(_: Any, value: Any, name: str, model: Model) -
     raise TypeError("The lexicon is serialised by the lexner_tagger pipe.")
 
 
-@registry.architectures("spacy-lexner.SoftLexiconEmbed.v1")
+@registry.architectures("spacy-lexner.SoftLexiconEmbed.v2")
 def build_soft_lexicon_embed(
     char_width: int = 50,
     bigram_width: int = 50,
@@ -47,6 +47,7 @@ def build_soft_lexicon_embed(
     dropout: float = 0.5,
     word_dropout: float = 0.1,
     use_lexicon: bool = True,
+    sparse_updates: bool = True,
 ) -> Model[List[Doc], Padded]:
     """Character, bigram and SoftLexicon features for each character of a doc.
 
@@ -58,6 +59,10 @@ def build_soft_lexicon_embed(
     dropout: dropout on the concatenated character vectors.
     word_dropout: share of matched words whose word vector is hidden in
         training, leaving their (type, length) vector.
+    sparse_updates: the optimizer steps only the table rows a batch touched
+        (lazy Adam, see lazy_adam.py), which halves the training step time;
+        false steps every row, as v1 does. Predictions of a trained model do
+        not depend on it.
     """
     if not use_lexicon:
         word_width = type_width = 0
@@ -73,7 +78,7 @@ def build_soft_lexicon_embed(
         n_bigram_rows=bigram_rows, bigram_width=bigram_width,
         n_word_rows=max(word_rows, 1), word_width=word_width,
         n_type_rows=max(type_rows, 1), type_width=type_width,
-        dropout=dropout, word_dropout=word_dropout,
+        dropout=dropout, word_dropout=word_dropout, sparse_updates=sparse_updates,
     )
     width = char_width + bigram_width + (N_SETS * (word_width + type_width + 1) if word_width else 0)
     embed = LazyTorchWrapper(
@@ -93,6 +98,29 @@ def build_soft_lexicon_embed(
     )
 
 
+@registry.architectures("spacy-lexner.SoftLexiconEmbed.v1")
+def build_soft_lexicon_embed_v1(
+    char_width: int = 50,
+    bigram_width: int = 50,
+    word_width: int = 50,
+    type_width: int = 16,
+    char_rows: int = 16384,
+    bigram_rows: int = 65536,
+    word_rows: int = 65536,
+    type_rows: int = 2048,
+    weighting: str = "frequency",
+    dropout: float = 0.5,
+    word_dropout: float = 0.1,
+    use_lexicon: bool = True,
+) -> Model[List[Doc], Padded]:
+    """spacy-lexner.SoftLexiconEmbed.v2 with sparse_updates=false: every
+    table row is stepped on every update."""
+    return build_soft_lexicon_embed(
+        char_width, bigram_width, word_width, type_width, char_rows, bigram_rows, word_rows, type_rows,
+        weighting, dropout, word_dropout, use_lexicon, sparse_updates=False,
+    )
+
+
 def _init_children(model: Model, X: Any = None, Y: Any = None) -> None:
     for layer in model.layers:
         layer.initialize()
@@ -106,21 +134,43 @@ def set_lexicon(model: Model, lexicon: Optional[Lexicon]) -> None:
 
 
 def _embed_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+    return embed_features(model, featurize(model, docs), docs, is_train)
+
+
+def featurize(model: Model, docs: List[Doc]) -> LexFeatures:
+    """The integer and weight arrays a SoftLexiconEmbed layer reads for docs."""
     lexicon = model.attrs["lexicon"] if model.attrs["use_lexicon"] else None
     if model.attrs["use_lexicon"] and lexicon is None:
         raise ValueError(
             "The SoftLexicon layer has no lexicon. Initialize the pipeline "
             "(nlp.initialize) or load a trained one, which sets it."
         )
-    features = model.attrs["featurizer"]([doc.text for doc in docs], lexicon)
+    return model.attrs["featurizer"]([doc.text for doc in docs], lexicon)
+
+
+def featurizes_alike(embeds: List[Model]) -> bool:
+    """Whether these SoftLexiconEmbed layers compute the same features (same
+    tables, weighting and lexicon), so featurize() can run once for all."""
+    first = embeds[0]
+    if any(embed.name != "soft_lexicon_embed" for embed in embeds):
+        return False
+    return all(
+        embed.attrs["featurizer"].settings == first.attrs["featurizer"].settings
+        and embed.attrs["use_lexicon"] == first.attrs["use_lexicon"]
+        and embed.attrs["lexicon"] is first.attrs["lexicon"]
+        for embed in embeds[1:]
+    )
+
+
+def embed_features(model: Model, features: LexFeatures, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
+    """The forward of a SoftLexiconEmbed layer from already computed features."""
     padded, backprop = model.layers[0](features, is_train)
-    lengths = features.lengths
 
     def backprop_embed(d_padded: Padded) -> List[Doc]:
         backprop(d_padded[0])
         return docs
 
-    return (padded, lengths), backprop_embed
+    return (padded, features.lengths), backprop_embed
 
 
 def _soft_lexicon_module(model: Model, **kwargs: Any) -> SoftLexiconEmbedding:
@@ -203,8 +253,15 @@ def initialize_emissions(embed: Model, encoder: Model, scorer: Model, n_tags: in
 def emissions_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Padded, Callable]:
     """Emission scores of a model whose first three layers are embed,
     encoder and scorer."""
-    embed, encoder, scorer = model.layers[:3]
-    (X, lengths), bp_embed = embed(docs, is_train)
+    return emissions_from_embedded(model, docs, model.layers[0](docs, is_train), is_train)
+
+
+def emissions_from_embedded(
+    model: Model, docs: List[Doc], embedded: Tuple[Padded, Callable], is_train: bool
+) -> Tuple[Padded, Callable]:
+    """emissions_forward, given the output and backprop of the embed layer."""
+    encoder, scorer = model.layers[1:3]
+    (X, lengths), bp_embed = embedded
     # FLAT builds its lattice from the texts; other encoders see vectors only.
     encoder_input = (X, lengths, [doc.text for doc in docs]) if encoder.attrs.get("reads_texts") else (X, lengths)
     H, bp_encoder = encoder(encoder_input, is_train)

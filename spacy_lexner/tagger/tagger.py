@@ -33,7 +33,7 @@ scheme = "BIOES"
 decoder = "crf"
 
 [model.embed]
-@architectures = "spacy-lexner.SoftLexiconEmbed.v1"
+@architectures = "spacy-lexner.SoftLexiconEmbed.v2"
 char_width = 50
 bigram_width = 50
 word_width = 50
@@ -42,6 +42,7 @@ weighting = "frequency"
 dropout = 0.5
 word_dropout = 0.1
 use_lexicon = true
+sparse_updates = true
 
 [model.encoder]
 @architectures = "spacy-lexner.BiLSTMEncoder.v1"

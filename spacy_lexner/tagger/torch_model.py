@@ -28,12 +28,16 @@ class SoftLexiconEmbedding(nn.Module):
         type_width: int,
         dropout: float,
         word_dropout: float = 0.0,
+        sparse_updates: bool = False,
     ) -> None:
         super().__init__()
-        self.char = nn.Embedding(n_char_rows, char_width)
-        self.bigram = nn.Embedding(n_bigram_rows, bigram_width) if bigram_width else None
-        self.word = nn.Embedding(n_word_rows, word_width) if word_width else None
-        self.word_type = nn.Embedding(n_type_rows, type_width) if word_width and type_width else None
+        # sparse: the tables get row gradients, stepped by lazy_adam.
+        self.char = nn.Embedding(n_char_rows, char_width, sparse=sparse_updates)
+        self.bigram = nn.Embedding(n_bigram_rows, bigram_width, sparse=sparse_updates) if bigram_width else None
+        self.word = nn.Embedding(n_word_rows, word_width, sparse=sparse_updates) if word_width else None
+        self.word_type = (
+            nn.Embedding(n_type_rows, type_width, sparse=sparse_updates) if word_width and type_width else None
+        )
         self.word_width = word_width
         self.type_width = type_width if self.word_type is not None else 0
         self.dropout = nn.Dropout(dropout)

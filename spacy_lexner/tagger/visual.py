@@ -25,7 +25,7 @@ Padded = Tuple[Floats3d, Ints1d]
 def build_visual_gate_embed(
     embed: Model[List[Doc], Padded], image_width: int = 512, width: int = 64
 ) -> Model[List[Doc], Padded]:
-    """embed: the character layer (e.g. spacy-lexner.SoftLexiconEmbed.v1).
+    """embed: the character layer (e.g. spacy-lexner.SoftLexiconEmbed.v2).
     image_width: width of Doc._.image_embedding (512 for CLIP ViT-B/32).
     width: width of the gated visual vector appended to each character.
 

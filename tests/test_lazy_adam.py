@@ -1,0 +1,108 @@
+"""Lazy (row-sparse) Adam for the hashed embedding tables: the same update as
+thinc's Adam on the rows a batch touches, nothing on the others."""
+import numpy
+import pytest
+import torch
+from thinc.api import Adam
+
+from spacy_lexner.lazy_adam import sparse_adam_step
+from spacy_lexner.tagger.torch_model import SoftLexiconEmbedding
+from spacy_lexner.torch_utils import make_shim
+
+from .util import blank_with_tagger, ents_of, make_examples, small_model, train_nlp, TRAIN_DATA
+
+KEY = (1, "weight")
+
+
+def _sparse_grad(table: torch.Tensor, rows, scale: float = 1.0) -> torch.Tensor:
+    weight = table.clone().requires_grad_(True)
+    embedding = torch.nn.functional.embedding(torch.tensor(rows), weight, sparse=True)
+    (embedding * scale * torch.arange(1, embedding.shape[1] + 1)).sum().backward()
+    return weight.grad
+
+
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0])
+def test_first_step_equals_thinc_dense_adam(grad_clip):
+    """With zero moments, dense Adam leaves untouched rows where they are,
+    so one lazy step must equal one dense step everywhere (clipping included:
+    the norm of the touched rows is the norm of the dense gradient)."""
+    table = torch.randn(10, 4)
+    grad = _sparse_grad(table, [1, 3, 3, 7], scale=5.0)
+    dense_optimizer = Adam(0.01, grad_clip=grad_clip, use_averages=False)
+    dense = table.numpy().copy()
+    dense, _ = dense_optimizer(KEY, dense, grad.to_dense().numpy().copy())
+    lazy = table.clone()
+    sparse_adam_step(Adam(0.01, grad_clip=grad_clip, use_averages=False), KEY, lazy, grad)
+    numpy.testing.assert_allclose(lazy.numpy(), dense, rtol=1e-5, atol=1e-7)
+    untouched = [0, 2, 4, 5, 6, 8, 9]
+    assert torch.equal(lazy[untouched], table[untouched])
+
+
+def test_later_steps_follow_adam_on_touched_rows_only():
+    """A numpy reference of lazy Adam over three steps with different rows."""
+    table = torch.randn(6, 3)
+    optimizer = Adam(0.05, grad_clip=0.0, use_averages=False, beta1=0.9, beta2=0.999, eps=1e-8)
+    param = table.clone()
+    ref, m, v = table.numpy().astype("float64"), numpy.zeros((6, 3)), numpy.zeros((6, 3))
+    for step, rows in enumerate([[0, 1], [1, 2], [0, 5]], start=1):
+        grad = _sparse_grad(param, rows)
+        sparse_adam_step(optimizer, KEY, param, grad)
+        g = grad.to_dense().numpy()
+        touched = sorted(set(rows))
+        m[touched] = 0.9 * m[touched] + 0.1 * g[touched]
+        v[touched] = 0.999 * v[touched] + 0.001 * g[touched] ** 2
+        rate = 0.05 * numpy.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+        ref[touched] -= rate * m[touched] / (numpy.sqrt(v[touched]) + 1e-8)
+    numpy.testing.assert_allclose(param.numpy(), ref, rtol=1e-5)
+    assert torch.equal(param[[3, 4]], table[[3, 4]])
+
+
+def test_averages_start_from_the_weights_and_share_memory():
+    table = torch.randn(8, 2)
+    optimizer = Adam(0.01, use_averages=True)
+    param = table.clone()
+    sparse_adam_step(optimizer, KEY, param, _sparse_grad(param, [2]))
+    averages = optimizer.averages[KEY]
+    # Untouched rows average to their (unchanged) weights, not to zero.
+    numpy.testing.assert_array_equal(averages[[0, 1, 3]], table.numpy()[[0, 1, 3]])
+    decay = 2.0 / 11.0
+    expected = table.numpy()[2] - (1 - decay) * (table.numpy()[2] - param.numpy()[2])
+    numpy.testing.assert_allclose(averages[2], expected, rtol=1e-6)
+    sparse_adam_step(optimizer, KEY, param, _sparse_grad(param, [2]))
+    assert optimizer.averages[KEY] is averages  # updated in place, where use_params reads it
+    assert not numpy.allclose(averages[2], expected)
+
+
+def test_embedding_tables_get_sparse_gradients_only_when_asked():
+    for sparse in (False, True):
+        module = SoftLexiconEmbedding(
+            n_char_rows=16, char_width=4, n_bigram_rows=16, bigram_width=4, n_word_rows=16, word_width=4,
+            n_type_rows=8, type_width=2, dropout=0.0, sparse_updates=sparse,
+        )
+        assert {module.char.sparse, module.bigram.sparse, module.word.sparse, module.word_type.sparse} == {sparse}
+
+
+def test_shim_steps_only_touched_rows():
+    module = torch.nn.Embedding(20, 3, sparse=True)
+    shim = make_shim(module)
+    before = module.weight.detach().clone()
+    module(torch.tensor([4, 9])).sum().backward()
+    shim.finish_update(Adam(0.1))
+    changed = (module.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [4, 9]
+    assert module.weight.grad is None
+
+
+@pytest.mark.parametrize("embed", ["spacy-lexner.SoftLexiconEmbed.v1", "spacy-lexner.SoftLexiconEmbed.v2"])
+def test_dense_v1_and_sparse_v2_both_overfit(embed):
+    nlp = blank_with_tagger()
+    config = small_model()
+    config["embed"]["@architectures"] = embed
+    nlp.remove_pipe("lexner_tagger")
+    nlp.add_pipe("lexner_tagger", config={"model": config})
+    train_nlp(nlp, make_examples(nlp), n_iter=60)
+    for text, ents in TRAIN_DATA:
+        assert ents_of(nlp(text)) == ents
+    shim_grads = [param.grad for node in nlp.get_pipe("lexner_tagger").model.walk() for shim in node.shims
+                  for param in shim._model.parameters() if param.grad is not None and param.grad.is_sparse]
+    assert shim_grads == []  # sparse grads are cleared after each step
