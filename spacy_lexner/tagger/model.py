@@ -60,7 +60,7 @@ def build_soft_lexicon_embed(
     word_dropout: share of matched words whose word vector is hidden in
         training, leaving their (type, length) vector.
     sparse_updates: the optimizer steps only the table rows a batch touched
-        (lazy Adam, see lazy_adam.py): 0.188 -> 0.108 s per Resume step;
+        (lazy Adam, see lazy_adam.py): 0.188 -> 0.115 s per Resume step;
         false steps every row, as v1 does. Predictions of a trained model do
         not depend on it.
     """
