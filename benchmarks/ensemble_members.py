@@ -7,26 +7,15 @@ Each PIPELINE_DIR holds a trained spacy-lexner.LexiconTaggerEnsemble.v1
 alone is decoded with its own emissions and its own CRF; the ensemble with
 the averages, as the pipe does (see ensemble_potentials.py).
 """
-import argparse
-from pathlib import Path
-
 import spacy
 import torch
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 
-from ensemble_potentials import ensemble_f1, model_potentials
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pipelines", nargs="+", type=Path)
-    parser.add_argument("--test", type=Path, required=True, help="a .spacy DocBin with gold entities")
-    parser.add_argument("--threads", type=int, default=1)
-    return parser.parse_args()
+from ensemble_potentials import ensemble_f1, model_potentials, parse_args, whole_text_docs
 
 
 def main() -> None:
-    args = parse_args()
+    args = parse_args(__doc__, "pipelines")
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}\n\n| pipeline | members' test F1 | ensemble test F1 |\n|---|---|---|")
     for path in args.pipelines:
@@ -36,7 +25,7 @@ def main() -> None:
             raise SystemExit(f"{path} is not an ensemble (its model is {pipe.model.name}).")
         gold = list(DocBin().from_disk(args.test).get_docs(nlp.vocab))
         texts = [doc.text for doc in gold]
-        docs = [Doc(nlp.vocab, words=[text], spaces=[False]) for text in texts]
+        docs = whole_text_docs(nlp, texts)
         crf_members = pipe.model.get_ref("crf").shims[0]._model.members
         potentials = [model_potentials(member, crf, docs) for member, crf in zip(pipe.model.layers[:-1], crf_members)]
         alone = ", ".join(f"{ensemble_f1(nlp, [p], texts, gold):.2f}" for p in potentials)

@@ -33,23 +33,30 @@ from spacy_lexner.crf.torch_crf import viterbi_decode
 Potentials = Tuple[torch.Tensor, numpy.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=Path)
+def parse_args(description: str = __doc__, models: str = "models") -> argparse.Namespace:
+    """Pipeline directories (positional, named `models`), --test and --threads."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(models, nargs="+", type=Path)
     parser.add_argument("--test", type=Path, required=True, help="a .spacy DocBin with gold entities")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args()
 
 
-def potentials(nlp: Language, texts: Sequence[str]) -> Potentials:
-    """The tagger's emissions for whole texts (no windows: texts must fit
-    window_size) and its CRF's start, transition and end scores."""
-    pipe = nlp.get_pipe("lexner_tagger")
-    too_long = [len(t) for t in texts if len(t) > pipe.window_size]
+def whole_text_docs(nlp: Language, texts: Sequence[str]) -> List[Doc]:
+    """One-token docs of whole texts, which the tagger's model reads without
+    windows: every text must fit the tagger's window_size."""
+    window_size = nlp.get_pipe("lexner_tagger").window_size
+    too_long = [len(t) for t in texts if len(t) > window_size]
     if too_long:
-        raise SystemExit(f"{len(too_long)} test texts are longer than window_size ({pipe.window_size}).")
-    docs = [Doc(nlp.vocab, words=[t], spaces=[False]) for t in texts]
-    return model_potentials(pipe.model, pipe.model.get_ref("crf").shims[0]._model, docs)
+        raise SystemExit(f"{len(too_long)} test texts are longer than window_size ({window_size}).")
+    return [Doc(nlp.vocab, words=[t], spaces=[False]) for t in texts]
+
+
+def potentials(nlp: Language, texts: Sequence[str]) -> Potentials:
+    """The tagger's emissions for whole texts and its CRF's start,
+    transition and end scores."""
+    model = nlp.get_pipe("lexner_tagger").model
+    return model_potentials(model, model.get_ref("crf").shims[0]._model, whole_text_docs(nlp, texts))
 
 
 def model_potentials(model: Model, crf: torch.nn.Module, docs: List[Doc]) -> Potentials:

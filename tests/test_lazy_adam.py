@@ -2,6 +2,7 @@
 thinc's Adam on the rows a batch touches, nothing on the others."""
 import numpy
 import pytest
+import spacy
 import torch
 from thinc.api import Adam
 
@@ -9,7 +10,7 @@ from spacy_lexner.lazy_adam import sparse_adam_step
 from spacy_lexner.tagger.torch_model import SoftLexiconEmbedding
 from spacy_lexner.torch_utils import make_shim
 
-from .util import blank_with_tagger, ents_of, make_examples, small_model, train_nlp, TRAIN_DATA
+from .util import TRAIN_DATA, ents_of, make_examples, small_model, train_nlp
 
 KEY = (1, "weight")
 
@@ -95,10 +96,9 @@ def test_shim_steps_only_touched_rows():
 
 @pytest.mark.parametrize("embed", ["spacy-lexner.SoftLexiconEmbed.v1", "spacy-lexner.SoftLexiconEmbed.v2"])
 def test_dense_v1_and_sparse_v2_both_overfit(embed):
-    nlp = blank_with_tagger()
     config = small_model()
     config["embed"]["@architectures"] = embed
-    nlp.remove_pipe("lexner_tagger")
+    nlp = spacy.blank("zh")
     nlp.add_pipe("lexner_tagger", config={"model": config})
     train_nlp(nlp, make_examples(nlp), n_iter=60)
     for text, ents in TRAIN_DATA:
