@@ -29,6 +29,7 @@ from thinc.api import Model
 
 from spacy_lexner.crf.layer import _lengths_to_mask
 from spacy_lexner.crf.torch_crf import viterbi_decode
+from spacy_lexner.tagger.windows import TextWindow
 
 Potentials = Tuple[torch.Tensor, numpy.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -42,14 +43,14 @@ def parse_args(description: str = __doc__, models: str = "models") -> argparse.N
     return parser.parse_args()
 
 
-def whole_text_docs(nlp: Language, texts: Sequence[str]) -> List[Doc]:
-    """One-token docs of whole texts, which the tagger's model reads without
-    windows: every text must fit the tagger's window_size."""
+def whole_text_docs(nlp: Language, texts: Sequence[str]) -> List[TextWindow]:
+    """Whole texts as the tagger's model reads them (without windows): every
+    text must fit the tagger's window_size."""
     window_size = nlp.get_pipe("lexner_tagger").window_size
     too_long = [len(t) for t in texts if len(t) > window_size]
     if too_long:
         raise SystemExit(f"{len(too_long)} test texts are longer than window_size ({window_size}).")
-    return [Doc(nlp.vocab, words=[t], spaces=[False]) for t in texts]
+    return [TextWindow(t) for t in texts]
 
 
 def potentials(nlp: Language, texts: Sequence[str]) -> Potentials:

@@ -14,6 +14,7 @@ steps sparse (embedding-row) gradients lazily (see ``InPlacePyTorchShim``
 and ``lazy_adam``).
 """
 import contextlib
+import threading
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy
@@ -69,6 +70,44 @@ class InPlacePyTorchShim(PyTorchShim):
     training process by ~3 MB per update (a 600-step Weibo run reached 5 GB
     RSS); copying into the parameter in place keeps memory flat.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mode_lock = threading.Lock()
+        self._in_eval_mode = False
+
+    def predict(self, inputs: ArgsKwargs) -> Any:
+        """The module's output in eval mode (no dropout), without gradients.
+
+        thinc's PyTorchShim.predict switches the module to eval mode and back
+        to train mode around every call, so a thread predicting while another
+        thread's call had just finished ran with dropout on. Here the module
+        is switched to eval mode once, under a lock, and stays there until the
+        next begin_update: concurrent predictions never change the mode.
+        """
+        if not self._in_eval_mode:
+            with self._mode_lock:
+                if not self._in_eval_mode:
+                    self._model.eval()
+                    self._in_eval_mode = True
+        with torch.no_grad():
+            with torch.autocast(device_type="cuda", enabled=self._mixed_precision):
+                return self._model(*inputs.args, **inputs.kwargs)
+
+    def begin_update(self, inputs: ArgsKwargs) -> Any:
+        # Training is not run concurrently with prediction (spaCy's training
+        # loop calls them in turn), so the flag needs no lock here.
+        self._in_eval_mode = False
+        return super().begin_update(inputs)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_mode_lock"]
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._mode_lock = threading.Lock()
 
     def finish_update(self, optimizer) -> None:
         for name, torch_data in self._model.named_parameters():

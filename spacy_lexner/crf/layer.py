@@ -6,7 +6,7 @@ forward pass takes ``(emissions, tag_ids, lengths)`` and returns the summed
 negative log-likelihood; its backward pass returns the gradient of the
 emissions, which the pipe sends back through the encoder.
 """
-from typing import Any, Callable, List, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import torch
@@ -14,10 +14,11 @@ from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d, Ints2d
 
 from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch
-from .tag_scheme import TagScheme
+from .tag_scheme import Span, TagScheme
 from .torch_crf import FORBIDDEN, ConstrainedCRF, CRFEnsemble, viterbi_decode
 
 CRFInput = Tuple[Floats3d, Ints2d, Ints1d]
+FixedSpans = Optional[Sequence[Sequence[Span]]]
 
 
 def build_crf_layer(scheme: str = "BIOES", n_members: int = 1) -> Model[CRFInput, float]:
@@ -122,25 +123,61 @@ def crf_gold_loss(
     return loss / n_seqs, d_emissions / n_seqs
 
 
-def crf_decode(model: Model, emissions: Floats3d, lengths: Ints1d) -> numpy.ndarray:
-    """Best valid tag ids per sequence, batched; returned as a numpy array."""
+def fixed_tag_scores(scheme: TagScheme, fixed: FixedSpans, shape: Tuple[int, int]) -> Optional[numpy.ndarray]:
+    """Scores to add to the emissions [n_seqs, max_len, n_tags] so that the
+    best path keeps the fixed (preset) spans of each sequence.
+
+    A span whose label the scheme knows must get exactly its own tags
+    (B-, I-, E- or S-); a span with any other label must get O, so no
+    predicted entity runs into it. Every other tag there scores FORBIDDEN,
+    as a forbidden transition does, so the constrained Viterbi also moves
+    the boundaries of neighbouring entities where the transitions demand it.
+    None when nothing is fixed.
+    """
+    if not fixed or not any(fixed):
+        return None
+    n_seqs, max_len = shape
+    scores = numpy.zeros((n_seqs, max_len, len(scheme)), dtype="float32")
+    known = set(scheme.labels)
+    for i, spans in enumerate(fixed):
+        for start, end, label in spans:
+            end = min(end, max_len)
+            if start >= end:
+                continue
+            n = end - start
+            tags = scheme.encode(n, [(0, n, label)]) if label in known else numpy.zeros((n,), dtype="int64")
+            scores[i, start:end] = FORBIDDEN
+            scores[i, numpy.arange(start, end), tags] = 0.0
+    return scores
+
+
+def crf_decode(model: Model, emissions: Floats3d, lengths: Ints1d, fixed: FixedSpans = None) -> numpy.ndarray:
+    """Best valid tag ids per sequence, batched; returned as a numpy array.
+    fixed: per sequence, (start, end, label) spans the path must keep."""
     if emissions.shape[0] == 0:
         return numpy.zeros((0, emissions.shape[1]), dtype="int64")
     module: Union[ConstrainedCRF, CRFEnsemble] = model.shims[0]._model
     with torch.no_grad():
-        em = to_torch(model, emissions)
+        em = to_torch(model, emissions).float()
+        forced = fixed_tag_scores(tag_scheme_of(model), fixed, em.shape[:2])
+        if forced is not None:
+            em = em + torch.from_numpy(forced).to(em.device)
         mask = _lengths_to_mask(to_torch(model, lengths).long(), em.shape[1])
-        paths = module.viterbi(em.float(), mask)
+        paths = module.viterbi(em, mask)
     return paths.cpu().numpy()
 
 
-def masked_decode(model: Model, scores: Floats3d, lengths: Ints1d) -> numpy.ndarray:
+def masked_decode(model: Model, scores: Floats3d, lengths: Ints1d, fixed: FixedSpans = None) -> numpy.ndarray:
     """Softmax decoding that still only yields valid sequences: Viterbi over
-    log-probabilities with zero-cost (but constrained) transitions."""
+    log-probabilities with zero-cost (but constrained) transitions. fixed
+    spans are kept as in crf_decode."""
     scheme = tag_scheme_of(model)
     allowed = torch.from_numpy(scheme.allowed_transitions())
     with torch.no_grad():
         em = torch.log_softmax(torch.as_tensor(numpy.asarray(scores)).float(), dim=-1)
+        forced = fixed_tag_scores(scheme, fixed, em.shape[:2])
+        if forced is not None:
+            em = em + torch.from_numpy(forced)
         mask = _lengths_to_mask(torch.as_tensor(numpy.asarray(lengths)).long(), em.shape[1])
         zeros = torch.zeros(len(scheme))
         start = zeros.masked_fill(~torch.from_numpy(scheme.allowed_starts()), FORBIDDEN)

@@ -69,12 +69,18 @@ def score_crf_ner(examples: Iterable[Example], *, spans_key: Optional[str] = Non
     default_config={
         "model": DEFAULT_MODEL,
         "spans_key": None,
+        "overwrite_ents": False,
         "scorer": {"@scorers": "spacy-lexner.crf_ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
 def make_crf_ner(
-    nlp: Language, name: str, model: Model, spans_key: Optional[str], scorer: Optional[Callable]
+    nlp: Language,
+    name: str,
+    model: Model,
+    spans_key: Optional[str],
+    overwrite_ents: bool,
+    scorer: Optional[Callable],
 ) -> "CRFEntityRecognizer":
     """Create a crf_ner component.
 
@@ -82,8 +88,14 @@ def make_crf_ner(
     spans_key: write the entities to doc.spans[spans_key] instead of doc.ents
         (and read the gold entities from there). Set the score weights to
         spans_{key}_f etc. in your training config when you use it.
+    overwrite_ents: false (the default, as spaCy's ner does) keeps the
+        entities an earlier component set (in doc.spans[spans_key] when
+        spans_key is set) and predicts the rest around them; true replaces
+        them.
     """
-    return CRFEntityRecognizer(nlp.vocab, model, name, spans_key=spans_key, scorer=scorer)
+    return CRFEntityRecognizer(
+        nlp.vocab, model, name, spans_key=spans_key, overwrite_ents=overwrite_ents, scorer=scorer
+    )
 
 
 class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
@@ -102,8 +114,10 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
         name: str = "crf_ner",
         *,
         spans_key: Optional[str] = None,
+        overwrite_ents: bool = False,
         scorer: Optional[Callable] = score_crf_ner,
     ) -> None:
+        self.overwrite_ents = overwrite_ents
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -132,14 +146,17 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
         """Set the labels (from the data unless given) and initialise the model."""
         validate_get_examples(get_examples, "CRFEntityRecognizer.initialize")
         if labels is None:
-            labels = sorted({s.label_ for eg in get_examples() for s in self._gold_spans(eg.reference)})
+            labels = [s.label_ for eg in get_examples() for s in self._gold_spans(eg.reference)]
+        # Labels added with add_label count too, as they do for spaCy's ner.
+        labels = sorted(set(labels) | set(self.cfg["labels"]))
         if not labels:
             where = "doc.ents" if self.spans_key is None else f"doc.spans['{self.spans_key}']"
             raise ValueError(
                 f"crf_ner found no entity labels in {where} of the training data. "
-                "Check the data, or pass labels in [initialize.components.<name>.labels]."
+                "Check the data, add them with nlp.get_pipe(name).add_label(label), or "
+                "pass labels in [initialize.components.<name>.labels]."
             )
-        self.cfg["labels"] = sorted(set(labels))
+        self.cfg["labels"] = labels
         set_crf_labels(self.model.get_ref("crf"), self.labels)
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
@@ -156,14 +173,27 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
             )
         if not any(len(doc) for doc in docs):
             return [[] for _ in docs]
+        presets = [self._preset_spans(doc) for doc in docs]
         scores, lengths = self.model.predict(docs)
-        paths = crf_decode(self.model.get_ref("crf"), scores, lengths)
+        paths = crf_decode(self.model.get_ref("crf"), scores, lengths, presets)
         scheme = self.tag_scheme
-        return [scheme.decode(path[: len(doc)]) for doc, path in zip(docs, paths)]
+        return [
+            [s for s in scheme.decode(path[: len(doc)]) if not any(s[0] < p[1] and p[0] < s[1] for p in fixed)]
+            for doc, path, fixed in zip(docs, paths, presets)
+        ]
+
+    def _presets(self, doc: Doc) -> List[Span]:
+        """Spans an earlier component set, which predictions keep (none with
+        overwrite_ents). A span group may overlap; the longer span wins."""
+        return [] if self.overwrite_ents else filter_spans(self._gold_spans(doc))
+
+    def _preset_spans(self, doc: Doc) -> List[TokenSpan]:
+        return [(span.start, span.end, span.label_) for span in self._presets(doc)]
 
     def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[TokenSpan]]) -> None:
         for doc, token_spans in zip(docs, spans_per_doc):
-            spans = [Span(doc, start, end, label=label) for start, end, label in token_spans]
+            spans = self._presets(doc) + [Span(doc, start, end, label=label) for start, end, label in token_spans]
+            spans.sort(key=lambda span: span.start)
             if self.spans_key is None:
                 doc.set_ents(spans, default="outside")
             else:

@@ -2,8 +2,10 @@
 import gc
 import math
 import statistics
+import threading
 import warnings
 from collections import Counter
+from itertools import count
 from contextlib import contextmanager
 from importlib.util import find_spec
 from operator import itemgetter
@@ -29,6 +31,7 @@ _LETTER_BASE = 0x100
 _BY_START = itemgetter(0)
 # Characters outside the lexicon remembered by a _Matcher's translate table.
 _MAX_CACHED_UNKNOWN = 1 << 16
+_IDENTITIES = count()
 
 
 class Lexicon:
@@ -69,7 +72,9 @@ class Lexicon:
         self._types: Dict[str, str] = {}
         # None means "stale": rebuilt on the next match() (the dirty flag).
         self._matcher: Optional[_Matcher] = None
+        self._matcher_lock = threading.Lock()
         self._version = 0
+        self._identity = next(_IDENTITIES)
         cleaned = self._clean(entries if entries is not None else [])
         if default_freq is not None:
             self._default_freq = _check_freq("default_freq", default_freq)
@@ -163,6 +168,25 @@ class Lexicon:
         return self._version
 
     @property
+    def cache_key(self) -> Tuple[int, int]:
+        """(identity, version): unique to this lexicon object and its words,
+        unlike id(), which Python reuses once an object is freed."""
+        return (self._identity, self._version)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # nlp.pipe(n_process=...) with spawn pickles the pipeline: the lock
+        # and the automaton (rebuilt on the next match) stay behind.
+        state = dict(self.__dict__)
+        state["_matcher"] = None
+        del state["_matcher_lock"]
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._matcher_lock = threading.Lock()
+        self._identity = next(_IDENTITIES)
+
+    @property
     def default_freq(self) -> float:
         """RETURNS (float): The frequency given to words added without one."""
         return self._default_freq
@@ -237,12 +261,18 @@ class Lexicon:
         RETURNS (List[Tuple[int, int, str]]): `(start, end, word)`, end
             exclusive, sorted by (start, end).
         """
-        if self._matcher is None:
+        matcher = self._matcher
+        if matcher is None:
             if not self._freqs:
                 return []
-            self._matcher = _Matcher(self._freqs)
+            # One thread builds the automaton (seconds for jieba's list);
+            # the others wait for it instead of building their own.
+            with self._matcher_lock:
+                if self._matcher is None:
+                    self._matcher = _Matcher(self._freqs)
+                matcher = self._matcher
         with _gc_paused():
-            return self._matcher.match(text)
+            return matcher.match(text)
 
     def soft_lexicon_sets(self, text: str) -> List[SoftLexiconSets]:
         """The SoftLexicon (Ma et al., ACL 2020) word sets of each character.

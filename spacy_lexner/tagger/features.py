@@ -5,6 +5,7 @@ bigrams, lexicon words and word types are all hashed into fixed-size tables,
 so memory is bounded whatever the lexicon size, and a word added to the
 lexicon after training still lands on trained rows (see README, "Lexicon").
 """
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
@@ -50,6 +51,15 @@ def hash_rows(keys: numpy.ndarray, seeds: Sequence[int], n_rows: int) -> numpy.n
     return numpy.stack(cols, axis=1)
 
 
+class _WordTable:
+    """The featurizer's cache for one lexicon version: word -> id -> row."""
+
+    def __init__(self, key: Optional[Tuple[int, int]]) -> None:
+        self.key = key
+        self.ids: Dict[str, int] = {}
+        self.rows = numpy.zeros((0, 4), dtype="float64")
+
+
 class Featurizer:
     """Computes LexFeatures for texts, given a lexicon and table sizes."""
 
@@ -71,9 +81,20 @@ class Featurizer:
         self.n_type_rows = n_type_rows
         self.weighting = weighting
         self.seeds = (seed * 8 + 1, seed * 8 + 2)
-        self._table_stamp: Optional[Tuple[int, int]] = None
-        self._word_ids: Dict[str, int] = {}
-        self._table = numpy.zeros((0, 4), dtype="float64")
+        self._word_cache = _WordTable(None)
+        self._growth_lock = threading.Lock()
+
+    def __getstate__(self) -> Dict:
+        # Pickled for nlp.pipe(n_process=...) with spawn: a lock cannot be,
+        # and the cache is rebuilt on first use.
+        state = dict(self.__dict__)
+        del state["_growth_lock"], state["_word_cache"]
+        return state
+
+    def __setstate__(self, state: Dict) -> None:
+        self.__dict__.update(state)
+        self._word_cache = _WordTable(None)
+        self._growth_lock = threading.Lock()
 
     @property
     def settings(self) -> Tuple:
@@ -110,33 +131,43 @@ class Featurizer:
         return numpy.ones_like(freqs)
 
     def _word_table(self, lexicon: "Lexicon", words: List[str]) -> numpy.ndarray:
-        """Ids of words in a per-lexicon table of (z, word rows, type row).
+        """Rows (z, word rows, type row) of words, from a per-lexicon table.
 
         Rows are computed once per word and lexicon version, so the per-match
-        Python work is a single dict lookup.
+        Python work is a single dict lookup. Threads share the table: only
+        its growth takes the lock, and a growing thread publishes the new
+        rows before their ids, so an id a reader finds always has its row.
         """
-        stamp = (id(lexicon), lexicon.version)
-        if self._table_stamp != stamp:
-            self._table_stamp = stamp
-            self._word_ids = {}
-            self._table = numpy.zeros((0, 4), dtype="float64")
-        word_ids = self._word_ids
-        new = [w for w in dict.fromkeys(words) if w not in word_ids]
-        if new:
-            for w in new:
-                word_ids[w] = len(word_ids)
-            freqs = numpy.array([lexicon.freq(w) for w in new], dtype="float64")
-            # The type vector is keyed by (type, length): "a 4-char place name
-            # starts here" generalises to words never seen in training.
-            type_keys = numpy.array(
-                [hash_string(f"{lexicon.type_of(w) or ''}|{len(w)}") for w in new], dtype="uint64"
-            )
-            rows = numpy.zeros((len(new), 4), dtype="float64")
-            rows[:, 0] = self._weight(freqs)
-            rows[:, 1:3] = self.word_rows(new)
-            rows[:, 3] = hash_rows(type_keys, self.seeds[:1], self.n_type_rows)[:, 0]
-            self._table = numpy.concatenate([self._table, rows])
-        return numpy.array([word_ids[w] for w in words], dtype="int64")
+        table = self._word_cache
+        if table.key != lexicon.cache_key:
+            with self._growth_lock:
+                if self._word_cache.key != lexicon.cache_key:
+                    self._word_cache = _WordTable(lexicon.cache_key)
+                table = self._word_cache
+        word_ids = table.ids
+        if any(w not in word_ids for w in words):
+            with self._growth_lock:
+                new = [w for w in dict.fromkeys(words) if w not in word_ids]
+                if new:
+                    table.rows = numpy.concatenate([table.rows, self._new_rows(lexicon, new)])
+                    first = len(word_ids)
+                    for offset, w in enumerate(new):
+                        word_ids[w] = first + offset
+        ids = numpy.array([word_ids[w] for w in words], dtype="int64")
+        return table.rows[ids]
+
+    def _new_rows(self, lexicon: "Lexicon", words: List[str]) -> numpy.ndarray:
+        freqs = numpy.array([lexicon.freq(w) for w in words], dtype="float64")
+        # The type vector is keyed by (type, length): "a 4-char place name
+        # starts here" generalises to words never seen in training.
+        type_keys = numpy.array(
+            [hash_string(f"{lexicon.type_of(w) or ''}|{len(w)}") for w in words], dtype="uint64"
+        )
+        rows = numpy.zeros((len(words), 4), dtype="float64")
+        rows[:, 0] = self._weight(freqs)
+        rows[:, 1:3] = self.word_rows(words)
+        rows[:, 3] = hash_rows(type_keys, self.seeds[:1], self.n_type_rows)[:, 0]
+        return rows
 
     def _lexicon_entries(self, texts, lengths, lexicon) -> Tuple[numpy.ndarray, ...]:
         n_chars = int(lengths.sum())
@@ -151,10 +182,7 @@ class Featurizer:
                     ends.append(end + offset)
                     words.append(word)
                 offset += len(text)
-        table = numpy.zeros((0, 4))
-        if words:
-            ids = self._word_table(lexicon, words)  # may grow self._table
-            table = self._table[ids]
+        table = self._word_table(lexicon, words) if words else numpy.zeros((0, 4))
         index, entry = _soft_lexicon_cells(numpy.array(starts, dtype="int64"), numpy.array(ends, dtype="int64"))
         z = table[entry, 0]
         pos = index // N_SETS

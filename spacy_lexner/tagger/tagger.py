@@ -15,13 +15,13 @@ from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..crf.layer import crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels
+from ..crf.layer import FixedSpans, crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels
 from ..crf.pipe import CRFLabelsMixin
 from ..lexicon import Lexicon
 from ..serialize import read_json
 from .model import set_lexicon
 from .pretrained import load_pretrained_vectors
-from .windows import Window, split_windows
+from .windows import TextWindow, Window, clip_spans, split_windows
 
 CharSpan = Tuple[int, int, str]
 ALIGNMENT_MODES = ("strict", "contract", "expand")
@@ -63,6 +63,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "window_overlap": 32,
         "batch_chars": 16384,
         "alignment_mode": "expand",
+        "overwrite_ents": False,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -76,6 +77,7 @@ def make_lexner_tagger(
     window_overlap: int,
     batch_chars: int,
     alignment_mode: str,
+    overwrite_ents: bool,
     scorer: Optional[Callable],
 ) -> "LexiconTagger":
     """Create a lexner_tagger.
@@ -89,11 +91,15 @@ def make_lexner_tagger(
     batch_chars (int): at most this many (padded) characters per forward pass.
     alignment_mode (str): how character entities map onto tokens that do not
         share their boundaries (jieba-segmented docs): see Doc.char_span.
+    overwrite_ents (bool): false (the default, as spaCy's ner does) keeps
+        the entities an earlier component set (e.g. an entity_ruler) and
+        predicts the rest around them; true replaces them with the tagger's.
     """
     return LexiconTagger(
         nlp.vocab, model, name,
         extra_lexicons=extra_lexicons, window_size=window_size, window_overlap=window_overlap,
-        batch_chars=batch_chars, alignment_mode=alignment_mode, scorer=scorer,
+        batch_chars=batch_chars, alignment_mode=alignment_mode, overwrite_ents=overwrite_ents,
+        scorer=scorer,
     )
 
 
@@ -115,6 +121,7 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         window_overlap: int = 32,
         batch_chars: int = 16384,
         alignment_mode: str = "expand",
+        overwrite_ents: bool = False,
         scorer: Optional[Callable] = None,
     ) -> None:
         if alignment_mode not in ALIGNMENT_MODES:
@@ -129,6 +136,7 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         self.window_overlap = window_overlap
         self.batch_chars = batch_chars
         self.alignment_mode = alignment_mode
+        self.overwrite_ents = overwrite_ents
         self.cfg: Dict = {"labels": []}
         self.lexicon: Optional[Lexicon] = None
         self.alignment_stats = {"unaligned": 0, "overlapping": 0}
@@ -183,15 +191,17 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         """
         validate_get_examples(get_examples, "LexiconTagger.initialize")
         if labels is None:
-            found = {ent.label_ for eg in get_examples() for ent in eg.reference.ents}
-            labels = sorted(found)
+            labels = [ent.label_ for eg in get_examples() for ent in eg.reference.ents]
+        # Labels added with add_label count too, as they do for spaCy's ner.
+        labels = sorted(set(labels) | set(self.cfg["labels"]))
         if not labels:
             raise ValueError(
                 "lexner_tagger found no entity labels in the training data. Check "
-                "that the training docs have doc.ents, or pass labels in "
+                "that the training docs have doc.ents, add them with "
+                "nlp.get_pipe(name).add_label(label), or pass labels in "
                 "[initialize.components.<name>.labels]."
             )
-        self.cfg["labels"] = sorted(set(labels))
+        self.cfg["labels"] = labels
         self.set_lexicon(lexicon() if lexicon is not None else Lexicon.from_jieba())
         self._apply_extra_lexicons()
         self._build_model()
@@ -206,33 +216,44 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
     # -- prediction ----------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]) -> List[List[CharSpan]]:
-        """Character-offset entities (start, end, label) for each doc."""
+        """Character-offset entities (start, end, label) for each doc,
+        predicted around the doc's preset entities (unless overwrite_ents),
+        which are not among them."""
         docs = list(docs)
         if not self.model.get_ref("crf").shims:
             raise ValueError(
                 f"[E109] Component '{self.name}' could not be run. Was it initialized? "
                 "Call nlp.initialize() or load a trained pipeline."
             )
+        presets = [self._preset_spans(doc) for doc in docs]
         if self._needs_pipeline_docs:
-            return self._predict_whole_docs(docs)
+            return self._predict_whole_docs(docs, presets)
         texts = [doc.text for doc in docs]  # Doc.text is rebuilt on every access
         windows = [(i, w) for i, text in enumerate(texts) for w in self._windows(text)]
         tags = [numpy.zeros((len(text),), dtype="int64") for text in texts]
         for group in self._group_windows(windows):
-            window_docs = [self._window_doc(texts[i][w.start : w.end]) for i, w in group]
-            paths = self._decode(window_docs)
+            window_texts = [TextWindow(texts[i][w.start : w.end]) for i, w in group]
+            fixed = [clip_spans(presets[i], w.start, w.end) for i, w in group]
+            paths = self._decode(window_texts, fixed)
             for (i, w), path in zip(group, paths):
                 lo, hi = w.own_start - w.start, w.own_end - w.start
                 tags[i][w.own_start : w.own_end] = path[lo:hi]
         scheme = self.tag_scheme
-        return [scheme.decode(doc_tags) for doc_tags in tags]
+        return [_outside(scheme.decode(doc_tags), fixed) for doc_tags, fixed in zip(tags, presets)]
 
-    def _predict_whole_docs(self, docs: List[Doc]) -> List[List[CharSpan]]:
+    def _predict_whole_docs(self, docs: List[Doc], presets: List[List[CharSpan]]) -> List[List[CharSpan]]:
         scheme = self.tag_scheme
         if not any(doc.text for doc in docs):
             return [[] for _ in docs]
-        paths = self._decode(docs)
-        return [scheme.decode(path[: len(doc.text)]) for doc, path in zip(docs, paths)]
+        paths = self._decode(docs, presets)
+        return [_outside(scheme.decode(path[: len(doc.text)]), fixed) for doc, path, fixed in zip(docs, paths, presets)]
+
+    def _preset_spans(self, doc: Doc) -> List[CharSpan]:
+        """The entities of doc that this pipe keeps: those set by an earlier
+        component, unless overwrite_ents."""
+        if self.overwrite_ents:
+            return []
+        return [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents]
 
     def _windows(self, text: str, overlap: Optional[int] = None) -> List[Window]:
         return split_windows(text, self.window_size, self.window_overlap if overlap is None else overlap)
@@ -252,20 +273,19 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         if group:
             yield group
 
-    def _window_doc(self, text: str) -> Doc:
-        # The model reads only doc.text, so a one-token doc is the cheapest carrier.
-        return Doc(self.vocab, words=[text], spaces=[False])
-
-    def _decode(self, docs: List[Doc]) -> numpy.ndarray:
-        scores, lengths = self.model.predict(docs)
+    def _decode(self, inputs: List, fixed: FixedSpans = None) -> numpy.ndarray:
+        """Tag ids of each input (a Doc or a TextWindow), keeping the fixed
+        (start, end, label) spans of each."""
+        scores, lengths = self.model.predict(inputs)
         crf = self.model.get_ref("crf")
         if self.model.attrs["decoder"] == "crf":
-            return crf_decode(crf, scores, lengths)
-        return masked_decode(crf, self.model.ops.to_numpy(scores), self.model.ops.to_numpy(lengths))
+            return crf_decode(crf, scores, lengths, fixed)
+        return masked_decode(crf, self.model.ops.to_numpy(scores), self.model.ops.to_numpy(lengths), fixed)
 
     def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[CharSpan]]) -> None:
         unaligned = overlapping = 0
         for doc, char_spans in zip(docs, spans_per_doc):
+            presets = [] if self.overwrite_ents else list(doc.ents)
             ents = []
             text = doc.text
             for start, end, label in char_spans:
@@ -281,22 +301,45 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
                 else:
                     ents.append(span)
             kept = filter_spans(ents)
-            overlapping += len(ents) - len(kept)
-            doc.set_ents(kept, default="outside")
+            # Alignment (alignment_mode="expand") can widen a prediction
+            # into a preset entity; the preset wins.
+            taken = {i for ent in presets for i in range(ent.start, ent.end)}
+            free = [ent for ent in kept if not taken.intersection(range(ent.start, ent.end))]
+            overlapping += len(ents) - len(free)
+            doc.set_ents(sorted(presets + free, key=lambda ent: ent.start), default="outside")
         self._warn_alignment(unaligned, overlapping)
 
     def _warn_alignment(self, unaligned: int, overlapping: int) -> None:
         self.alignment_stats["unaligned"] += unaligned
         self.alignment_stats["overlapping"] += overlapping
-        if unaligned or overlapping:
-            warnings.warn(
-                f"[lexner_tagger] {unaligned} predicted entities could not be aligned to "
-                f"token boundaries (alignment_mode='{self.alignment_mode}') and "
-                f"{overlapping} overlapped another entity after alignment; they were "
-                "not written to doc.ents. Use a char-segmented pipeline (spacy.blank('zh')) "
-                "or alignment_mode='expand' to keep them. Running totals are in "
-                "nlp.get_pipe(name).alignment_stats."
+        if not (unaligned or overlapping):
+            return
+        if self.alignment_mode == "expand":
+            # Expansion aligns every span that covers a token, so what is left
+            # covers whitespace only, or grew into a neighbour.
+            cause = (
+                f"{unaligned} predicted entities covered no token (whitespace only) and "
+                f"{overlapping} overlapped another entity once expanded to token "
+                "boundaries (alignment_mode='expand')"
             )
+            fix = (
+                "Tag char-segmented docs (spacy.blank('zh')) so that entity and token "
+                "boundaries agree"
+            )
+        else:
+            cause = (
+                f"{unaligned} predicted entities did not fall on token boundaries "
+                f"(alignment_mode='{self.alignment_mode}') and {overlapping} overlapped "
+                "another entity after alignment"
+            )
+            fix = (
+                "Set alignment_mode='expand' to widen them to the tokens they touch, or "
+                "tag char-segmented docs (spacy.blank('zh'))"
+            )
+        warnings.warn(
+            f"[{self.name}] {cause}; they were not written to doc.ents. {fix}. Running "
+            "totals are in nlp.get_pipe(name).alignment_stats."
+        )
 
     # -- training ------------------------------------------------------------
 
@@ -339,9 +382,9 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
                 continue
             spans = [(e.start_char, e.end_char, e.label_) for e in eg.reference.ents]
             for w in self._windows(text, overlap=0):
-                inside = [(max(s, w.start) - w.start, min(e, w.end) - w.start, lab) for s, e, lab in spans if s < w.end and e > w.start]
-                window_docs.append(self._window_doc(text[w.start : w.end]))
-                gold.append(scheme.encode(w.end - w.start, [s for s in inside if s[2] in scheme.labels and s[0] < s[1]]))
+                inside = clip_spans(spans, w.start, w.end)
+                window_docs.append(TextWindow(text[w.start : w.end]))
+                gold.append(scheme.encode(w.end - w.start, [s for s in inside if s[2] in scheme.labels]))
         return window_docs, gold
 
     def _loss_and_gradient(self, scores, lengths, gold: List[numpy.ndarray]):
@@ -418,6 +461,14 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         self._build_model()
         self.model.initialize()
         self._load_weights(load, source)
+
+
+def _outside(spans: List[CharSpan], presets: List[CharSpan]) -> List[CharSpan]:
+    """spans that overlap none of the preset spans (the decoder gave those
+    their own tags, so they come back as predictions)."""
+    if not presets:
+        return spans
+    return [s for s in spans if not any(s[0] < p[1] and p[0] < s[1] for p in presets)]
 
 
 def _strip_whitespace(text: str, start: int, end: int) -> Tuple[int, int]:

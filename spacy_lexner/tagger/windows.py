@@ -8,7 +8,7 @@ into sentences first. A sentence longer than ``size`` is cut into windows of
 window owns the first half and the right window the second half.
 """
 import re
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])")
 
@@ -18,6 +18,34 @@ class Window(NamedTuple):
     end: int
     own_start: int  # its predictions are used for text[own_start:own_end]
     own_end: int
+
+
+class TextWindow:
+    """The text of one window, as the tagger's model reads it (``.text``,
+    like a Doc's).
+
+    Windows are not Docs on purpose: a one-token Doc interns its whole text
+    in the pipeline's StringStore, which then saved every training and dev
+    sentence inside the pipeline and grew a server's memory with every
+    distinct text it saw.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __repr__(self) -> str:
+        return f"TextWindow({self.text[:40]!r}{'...' if len(self.text) > 40 else ''})"
+
+
+def clip_spans(spans: Sequence[Tuple[int, int, str]], start: int, end: int) -> List[Tuple[int, int, str]]:
+    """The parts of (start, end, label) spans inside text[start:end], with
+    offsets relative to start."""
+    return [(max(s, start) - start, min(e, end) - start, label) for s, e, label in spans if s < end and e > start]
 
 
 def split_windows(text: str, size: int, overlap: int = 0) -> List[Window]:
