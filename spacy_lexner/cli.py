@@ -59,12 +59,14 @@ def convert_cli(
     lang: str = typer.Option("zh", "--lang", help="Language of the blank vocab"),
 ) -> None:
     fmt_name = fmt.value
-    if fmt_name == "auto":
-        fmt_name = detect_format(input_path)
-        msg.info(f"Detected format: {fmt_name}")
     try:
+        if fmt_name == "auto":
+            fmt_name = detect_format(input_path)
+            msg.info(f"Detected format: {fmt_name}")
         stats = convert_file(input_path, output_path, fmt_name, strict=strict, lang=lang)
-    except ConversionError as err:
+    except ConversionError as err:  # includes an OUTPUT that would overwrite the input
+        msg.fail("Conversion failed", str(err), exits=1)
+    except OSError as err:  # unreadable input, unwritable output: a message, not a traceback
         msg.fail("Conversion failed", str(err), exits=1)
     print_summary(stats, output_file(input_path, output_path))
 
@@ -236,3 +238,29 @@ def merge_ensemble_cli(
     output.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
     msg.good(f"Wrote a {len(models)}-member ensemble of '{name}' to {output}")
+
+
+CLEAN_STRINGS_HELP = """Copy a saved pipeline without the text that leaked into
+its StringStore (vocab/strings.json). Pipelines saved by spacy-lexner 0.1.0
+hold every sentence their lexner_tagger trained and was evaluated on there,
+verbatim. The copy keeps single characters, strings the tokenizer reads as
+one token, vector keys and labels; it is checked to give the same entities
+as the input on the removed texts. The input is never changed.
+"""
+
+
+@app.command("clean-strings", help=CLEAN_STRINGS_HELP)
+def clean_strings_cli(
+    input_path: Path = typer.Argument(..., exists=True, file_okay=False, help="Saved pipeline directory"),
+    output_path: Path = typer.Argument(..., help="New directory for the cleaned copy"),
+) -> None:
+    from .clean_strings import clean_strings
+
+    try:
+        report = clean_strings(input_path, output_path)
+    except ValueError as err:
+        msg.fail("Cannot clean the pipeline", str(err), exits=1)
+    msg.good(
+        f"Wrote {output_path}: removed {report.n_removed:,} of {report.n_strings:,} strings "
+        f"(the longest {report.longest_removed:,} chars); same entities on {report.n_checked:,} test texts"
+    )

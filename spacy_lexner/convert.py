@@ -38,6 +38,7 @@ the character. Overlapping CLUENER spans keep the longer one; the dropped
 ones are counted and reported in a warning.
 """
 import json
+import os
 import re
 import warnings
 from collections import Counter
@@ -52,6 +53,7 @@ from spacy.util import get_lang_class
 from spacy.vocab import Vocab, create_vocab
 
 from .crf.tag_scheme import decode_parts
+from .excerpt import excerpt, shorten
 
 Span = Tuple[int, int, str]
 Example = Tuple[List[str], List[Span]]
@@ -114,7 +116,7 @@ def parse_tag(tag: str) -> Tuple[str, str]:
     match = _TAG.match(tag)
     if match is None:
         raise ValueError(
-            f"unknown tag {tag!r}: expected 'O' or B-, I-, M-, E-, S- followed "
+            f"unknown tag {excerpt(tag)}: expected 'O' or B-, I-, M-, E-, S- followed "
             f"by a label (BIO, BIOES or BMES)"
         )
     prefix, label = match.groups()
@@ -132,7 +134,7 @@ def tags_to_spans(tags: Sequence[str], *, strict: bool = False) -> Tuple[List[Sp
     if strict and repairs:
         i = repairs[0]
         raise ConversionError(
-            f"ill-formed tag {tags[i]!r} at position {i}: it does not continue an "
+            f"ill-formed tag {excerpt(tags[i])} at position {i}: it does not continue an "
             f"open entity of the same type. Fix the data, or drop strict to read "
             f"it as the start of a new entity."
         )
@@ -144,11 +146,11 @@ def _check_spans(n: int, spans: Iterable[Span]) -> List[Span]:
     prev_end = 0
     for start, end, label in ordered:
         if not (0 <= start < end <= n):
-            raise ValueError(f"span {(start, end, label)!r} is empty or outside 0..{n}")
+            raise ValueError(f"span {excerpt((start, end, label))} is empty or outside 0..{n}")
         if not label or any(c.isspace() for c in label):
-            raise ValueError(f"span {(start, end, label)!r} needs a label without whitespace")
+            raise ValueError(f"span {excerpt((start, end, label))} needs a label without whitespace")
         if start < prev_end:
-            raise ValueError(f"span {(start, end, label)!r} overlaps the previous span")
+            raise ValueError(f"span {excerpt((start, end, label))} overlaps the previous span")
         prev_end = end
     return ordered
 
@@ -162,7 +164,7 @@ def spans_to_tags(n: int, spans: Iterable[Span], scheme: str = "BIOES") -> List[
     RETURNS (List[str]): one tag per position.
     """
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown tag scheme {scheme!r}: use one of {SCHEMES}")
+        raise ValueError(f"unknown tag scheme {excerpt(scheme)}: use one of {SCHEMES}")
     inside = "M" if scheme == "BMES" else "I"
     tags = ["O"] * n
     for start, end, label in _check_spans(n, spans):
@@ -226,14 +228,14 @@ def _parse_line(line: str, fmt: str, where: str) -> Tuple[str, str]:
     if columns is None:
         raise ConversionError(
             f"{where}: expected 2 columns '<char> <tag>', got {len(line.split())} "
-            f"in {line!r}"
+            f"in {excerpt(line)}"
         )
     token, tag = columns
     if fmt == "weibo":
         match = _WEIBO_TOKEN.match(token)
         if match is None:
             raise ConversionError(
-                f"{where}: weibo token {token!r} should be one character followed by "
+                f"{where}: weibo token {excerpt(token)} should be one character followed by "
                 f"its word-position digits (e.g. '李0'); use --format bio for plain "
                 f"characters"
             )
@@ -242,7 +244,7 @@ def _parse_line(line: str, fmt: str, where: str) -> Tuple[str, str]:
         if len(token) != 1:
             hint = " (looks like weibo: use --format weibo)" if _WEIBO_TOKEN.match(token) else ""
             raise ConversionError(
-                f"{where}: expected one character in the first column, got {token!r}{hint}"
+                f"{where}: expected one character in the first column, got {excerpt(token)}{hint}"
             )
         char = token
     try:
@@ -290,15 +292,15 @@ def read_tagged_file(
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt not in TAGGED_FORMATS:
-        raise ValueError(f"read_tagged_file reads {TAGGED_FORMATS}, not {fmt!r}")
+        raise ValueError(f"read_tagged_file reads {TAGGED_FORMATS}, not {excerpt(fmt)}")
     n_sentences = 0
     for chars, tags, linenos in _tagged_sentences(path, fmt):
         spans, repairs = decode_parts(parse_tag(tag) for tag in tags)
         if strict and repairs:
             i = repairs[0]
-            context = f"after {tags[i - 1]!r}" if i else "at sentence start"
+            context = f"after {excerpt(tags[i - 1])}" if i else "at sentence start"
             raise ConversionError(
-                f"{path}:{linenos[i]}: ill-formed tag {tags[i]!r} {context} does not "
+                f"{path}:{linenos[i]}: ill-formed tag {excerpt(tags[i])} {context} does not "
                 f"continue an open entity of the same type. Fix the data, or convert "
                 f"without --strict to read it as the start of a new entity."
             )
@@ -317,20 +319,20 @@ def _cluener_spans(text: str, label: object, where: str) -> List[Span]:
     spans: List[Span] = []
     for ent_type, mentions in label.items():
         if not isinstance(mentions, dict):
-            raise ConversionError(f"{where}: label {ent_type!r} should map mentions to [[start, end], ...]")
+            raise ConversionError(f"{where}: label {excerpt(ent_type)} should map mentions to [[start, end], ...]")
         for mention, offsets in mentions.items():
             for pair in offsets if isinstance(offsets, list) else [offsets]:
                 ok = isinstance(pair, list) and len(pair) == 2 and all(type(x) is int for x in pair)
                 if not ok or not (0 <= pair[0] <= pair[1] < len(text)):
                     raise ConversionError(
-                        f"{where}: bad offsets {pair!r} for {ent_type} {mention!r}: "
+                        f"{where}: bad offsets {excerpt(pair)} for {shorten(ent_type)} {excerpt(mention)}: "
                         f"expected [start, end_inclusive] within the text (length {len(text)})"
                     )
                 start, end = pair[0], pair[1] + 1
                 if text[start:end] != mention:
                     raise ConversionError(
-                        f"{where}: {ent_type} span [{pair[0]}, {pair[1]}] is "
-                        f"{text[start:end]!r} in the text but the mention is {mention!r}; "
+                        f"{where}: {shorten(ent_type)} span [{pair[0]}, {pair[1]}] is "
+                        f"{excerpt(text[start:end])} in the text but the mention is {excerpt(mention)}; "
                         f"the offsets must be inclusive character offsets"
                     )
                 spans.append((start, end, ent_type))
@@ -378,7 +380,7 @@ def read_cluener(path: PathLike, *, stats: Optional[ConversionStats] = None) -> 
         text = record["text"]
         spans = _cluener_spans(text, record.get("label") or {}, where)
         spans, dropped = _drop_overlaps(spans)
-        dropped_at.extend(f"{where}: {s!r}" for s in dropped)
+        dropped_at.extend(f"{where}: {excerpt(s)}" for s in dropped)
         chars = list(text)
         if stats is not None:
             stats.add(chars, spans)
@@ -445,7 +447,7 @@ def blank_vocab(lang: str = "zh") -> Vocab:
         defaults = get_lang_class(lang).Defaults
     except ImportError:
         raise ConversionError(
-            f"unknown language {lang!r}: use a spaCy language code such as 'zh'"
+            f"unknown language {excerpt(lang)}: use a spaCy language code such as 'zh'"
         ) from None
     return create_vocab(lang, defaults)
 
@@ -466,7 +468,7 @@ def _read(path: Path, fmt: str, strict: bool, stats: ConversionStats) -> Iterato
         return read_cluener(path, stats=stats)
     if fmt in TAGGED_FORMATS:
         return read_tagged_file(path, fmt, strict=strict, stats=stats)
-    raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
+    raise ValueError(f"unknown format {excerpt(fmt)}: use one of {FORMATS}")
 
 
 def docs_from_file(
@@ -512,6 +514,53 @@ def output_file(input_path: PathLike, output_path: PathLike) -> Path:
     return output_path / f"{name}.spacy"
 
 
+def checked_output_file(input_path: PathLike, output_path: PathLike) -> Path:
+    """output_file(input_path, output_path), refused with a ConversionError
+    when writing it would overwrite the input (the same path, a ./ spelling,
+    a symlink or hard link to it, or the input file taken as the OUTPUT
+    directory) or when a file stands where OUTPUT needs a directory.
+
+    input_path (PathLike): the corpus file.
+    output_path (PathLike): a .spacy file or a directory.
+    RETURNS (Path): the .spacy file to write.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if _same_file(output_path, input_path):
+        raise ConversionError(
+            f"{output_path}: OUTPUT is the input file {input_path}; converting would "
+            f"overwrite the corpus. Give a new file name ending in .spacy or a "
+            f"directory as OUTPUT, e.g. {output_file(input_path, input_path.parent)}"
+        )
+    target = output_file(input_path, output_path)
+    if _same_file(target, input_path):
+        raise ConversionError(
+            f"{target}: the output file is the input file {input_path} (a link to it); "
+            f"converting would overwrite the corpus. Give another OUTPUT file or directory"
+        )
+    for folder in (target.parent, *target.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                hint = " (an OUTPUT not ending in .spacy is a directory)" if folder == output_path else ""
+                raise ConversionError(
+                    f"{output_path}: cannot write {target}: {folder} is an existing file, "
+                    f"not a directory{hint}. Give a file name ending in .spacy or a "
+                    f"directory as OUTPUT"
+                )
+            break
+    return target
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    # resolve() sees through symlinks and "./", samefile through hard links
+    # (and case-insensitive file systems) where both exist.
+    try:
+        if path.resolve() == other.resolve():
+            return True
+        return path.exists() and other.exists() and os.path.samefile(path, other)
+    except OSError:  # e.g. a symlink loop: not the input, and open() will say why
+        return False
+
+
 def convert_file(
     input_path: PathLike,
     output_path: PathLike,
@@ -520,7 +569,8 @@ def convert_file(
     strict: bool = False,
     lang: str = "zh",
 ) -> ConversionStats:
-    """Convert a corpus file to a .spacy DocBin (see output_file for naming).
+    """Convert a corpus file to a .spacy DocBin (see output_file for naming;
+    checked_output_file refuses an OUTPUT that would overwrite the input).
 
     input_path (PathLike): the corpus file.
     output_path (PathLike): a .spacy file or a directory.
@@ -529,8 +579,10 @@ def convert_file(
     lang (str): language whose blank vocab the docs use.
     RETURNS (ConversionStats): counts for the summary.
     """
+    # Checked before reading, so a bad OUTPUT fails fast and the input is
+    # never overwritten.
+    target = checked_output_file(input_path, output_path)
     docs, stats = docs_from_file(input_path, fmt, vocab=blank_vocab(lang), strict=strict)
-    target = output_file(input_path, output_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     DocBin(docs=docs, store_user_data=False).to_disk(target)
     return stats

@@ -17,7 +17,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..crf.layer import crf_decode, crf_gold_loss, set_crf_labels
-from ..crf.pipe import CRFLabelsMixin
+from ..crf.pipe import PROBE_TEXT, CRFLabelsMixin
 from ..serialize import read_json
 
 TokenSpan = Tuple[int, int, str]
@@ -263,7 +263,7 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "CRFEntityRecognizer":
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self.cfg.update(self._read_cfg(srsly.json_loads(b), "the cfg bytes")),
             "model": lambda b: self._load_model(lambda: self.model.from_bytes(b), "bytes"),
         }
         util.from_bytes(bytes_data, deserialize, exclude)
@@ -282,7 +282,7 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
                     "The pipeline directory is incomplete; re-save it."
                 )
         deserialize = {
-            "cfg": lambda p: self.cfg.update(read_json(p)),  # names the file if corrupted
+            "cfg": lambda p: self.cfg.update(self._read_cfg(read_json(p), str(p))),  # names the file
             "model": lambda p: self._load_model(lambda: self.model.from_disk(p), str(p)),
         }
         util.from_disk(path, deserialize, exclude)
@@ -294,4 +294,8 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
         crf = self.model.get_ref("crf")
         set_crf_labels(crf, self.labels)
         crf.initialize()
-        self._load_weights(load, source)
+        # A listener (tok2vec or transformer) cannot run before its upstream
+        # component has, so only a self-contained model is probed.
+        listens = any(node.name.endswith("listener") for node in self.model.walk())
+        probe = None if listens or not self.labels else [Doc(self.vocab, words=list(PROBE_TEXT))]
+        self._load_weights(load, source, probe)

@@ -17,11 +17,11 @@ import math
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
+from ..excerpt import excerpt
+
 # (word, freq, type); freq and type are None when the line has no such column
 # and no default was given.
 LexiconEntry = Tuple[str, Optional[float], Optional[str]]
-
-_MAX_SHOWN_LINE = 80
 
 
 class LexiconFormatError(ValueError):
@@ -47,7 +47,7 @@ def read_lexicon_file(
     path = Path(path)
     if default_freq is not None and not 0.0 < default_freq < math.inf:
         raise ValueError(
-            f"default_freq must be a finite number > 0, got {default_freq!r}."
+            f"default_freq must be a finite number > 0, got {excerpt(default_freq)}."
         )
     text = _read_utf8(path)
     n_words = 0
@@ -96,7 +96,7 @@ def _parse_line(line: str, path: Path, lineno: int) -> LexiconEntry:
             path,
             lineno,
             line,
-            f"empty tab-separated column in {cols!r}. Remove the extra tab",
+            f"empty tab-separated column in {excerpt(cols)}. Remove the extra tab",
         )
     if len(cols) > 3:
         raise _line_error(
@@ -104,7 +104,7 @@ def _parse_line(line: str, path: Path, lineno: int) -> LexiconEntry:
             lineno,
             line,
             f"expected 'word', 'word freq', 'word type' or 'word freq type', "
-            f"found {len(cols)} columns {cols!r}. If words contain spaces, "
+            f"found {len(cols)} columns {excerpt(cols)}. If words contain spaces, "
             f"separate the columns with tabs",
         )
     if len(cols) == 1:
@@ -118,7 +118,7 @@ def _parse_line(line: str, path: Path, lineno: int) -> LexiconEntry:
             lineno,
             line,
             f"with three columns the second must be a frequency, "
-            f"got {cols[1]!r}. Use 'word freq type'",
+            f"got {excerpt(cols[1])}. Use 'word freq type'",
         )
     return cols[0], freq, cols[2]
 
@@ -144,12 +144,11 @@ def _parse_freq(column: str, line: str, path: Path, lineno: int) -> Optional[flo
             path,
             lineno,
             line,
-            f"the frequency must be a finite number > 0, got {column!r}. "
+            f"the frequency must be a finite number > 0, got {excerpt(column)}. "
             f"Fix or remove the frequency (the lexicon's default is then used)",
         )
     return freq
 
 
 def _line_error(path: Path, lineno: int, line: str, problem: str) -> LexiconFormatError:
-    shown = line if len(line) <= _MAX_SHOWN_LINE else line[:_MAX_SHOWN_LINE] + "..."
-    return LexiconFormatError(f"{path}:{lineno}: {problem}. Line: {shown!r}")
+    return LexiconFormatError(f"{path}:{lineno}: {problem}. Line: {excerpt(line)}")

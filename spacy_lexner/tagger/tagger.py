@@ -16,7 +16,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..crf.layer import FixedSpans, crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels
-from ..crf.pipe import CRFLabelsMixin
+from ..crf.pipe import PROBE_TEXT, CRFLabelsMixin
 from ..lexicon import Lexicon
 from ..serialize import read_json
 from .model import set_lexicon
@@ -139,7 +139,7 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         self.overwrite_ents = overwrite_ents
         self.cfg: Dict = {"labels": []}
         self.lexicon: Optional[Lexicon] = None
-        self.alignment_stats = {"unaligned": 0, "overlapping": 0}
+        self.alignment_stats = {"whitespace": 0, "unaligned": 0, "overlapping": 0}
         # A listener (e.g. a transformer's) must see the pipeline's own docs,
         # so such models get whole docs instead of windows. The model's
         # structure is fixed, so this is decided once, not per batch.
@@ -283,7 +283,7 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         return masked_decode(crf, self.model.ops.to_numpy(scores), self.model.ops.to_numpy(lengths), fixed)
 
     def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[CharSpan]]) -> None:
-        unaligned = overlapping = 0
+        whitespace = unaligned = overlapping = 0
         for doc, char_spans in zip(docs, spans_per_doc):
             presets = [] if self.overwrite_ents else list(doc.ents)
             ents = []
@@ -291,9 +291,9 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
             for start, end, label in char_spans:
                 start, end = _strip_whitespace(text, start, end)
                 if start == end:
-                    # A whitespace-only entity is never useful; count it as
-                    # unaligned so it is reported, not silently dropped.
-                    unaligned += 1
+                    # A whitespace-only entity is never useful; it is counted
+                    # and reported, not silently dropped.
+                    whitespace += 1
                     continue
                 span = doc.char_span(start, end, label=label, alignment_mode=self.alignment_mode)
                 if span is None or len(span) == 0:
@@ -307,38 +307,30 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
             free = [ent for ent in kept if not taken.intersection(range(ent.start, ent.end))]
             overlapping += len(ents) - len(free)
             doc.set_ents(sorted(presets + free, key=lambda ent: ent.start), default="outside")
-        self._warn_alignment(unaligned, overlapping)
+        self._warn_alignment(whitespace, unaligned, overlapping)
 
-    def _warn_alignment(self, unaligned: int, overlapping: int) -> None:
-        self.alignment_stats["unaligned"] += unaligned
-        self.alignment_stats["overlapping"] += overlapping
-        if not (unaligned or overlapping):
+    def _warn_alignment(self, whitespace: int, unaligned: int, overlapping: int) -> None:
+        stats = self.alignment_stats
+        stats["whitespace"] = stats.get("whitespace", 0) + whitespace
+        stats["unaligned"] += unaligned
+        stats["overlapping"] += overlapping
+        if not (whitespace or unaligned or overlapping):
             return
-        if self.alignment_mode == "expand":
-            # Expansion aligns every span that covers a token, so what is left
-            # covers whitespace only, or grew into a neighbour.
-            cause = (
-                f"{unaligned} predicted entities covered no token (whitespace only) and "
-                f"{overlapping} overlapped another entity once expanded to token "
-                "boundaries (alignment_mode='expand')"
-            )
-            fix = (
-                "Tag char-segmented docs (spacy.blank('zh')) so that entity and token "
-                "boundaries agree"
-            )
-        else:
-            cause = (
-                f"{unaligned} predicted entities did not fall on token boundaries "
-                f"(alignment_mode='{self.alignment_mode}') and {overlapping} overlapped "
-                "another entity after alignment"
-            )
-            fix = (
-                "Set alignment_mode='expand' to widen them to the tokens they touch, or "
-                "tag char-segmented docs (spacy.blank('zh'))"
-            )
+        mode = self.alignment_mode
+        what, fixes = [], []
+        if whitespace:
+            what.append(f"{whitespace} covered only whitespace")
+        if unaligned:
+            what.append(f"{unaligned} did not fall on token boundaries (alignment_mode='{mode}')")
+            fixes.append("set alignment_mode='expand' to widen them to the tokens they touch")
+        if overlapping:
+            how = "once widened to token boundaries" if mode == "expand" else "after alignment"
+            what.append(f"{overlapping} overlapped another entity {how}")
+            fixes.append("tag char-segmented docs (spacy.blank('zh')), whose tokens are the characters the tagger predicts on")
+        fix = f" To keep them, {' or '.join(dict.fromkeys(fixes))}." if fixes else ""
         warnings.warn(
-            f"[{self.name}] {cause}; they were not written to doc.ents. {fix}. Running "
-            "totals are in nlp.get_pipe(name).alignment_stats."
+            f"[{self.name}] Of the predicted entities, {'; '.join(what)}; they were not written "
+            f"to doc.ents.{fix} Running totals are in nlp.get_pipe('{self.name}').alignment_stats."
         )
 
     # -- training ------------------------------------------------------------
@@ -422,7 +414,7 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
             self.set_lexicon(Lexicon().from_bytes(b)) if b else None
 
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self.cfg.update(self._read_cfg(srsly.json_loads(b), "the cfg bytes")),
             "lexicon": load_lexicon,
             "model": lambda b: self._load_model(lambda: self.model.from_bytes(b), "bytes"),
         }
@@ -449,7 +441,7 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
                     "The pipeline directory is incomplete; re-save or re-download it."
                 )
         deserialize = {
-            "cfg": lambda p: self.cfg.update(read_json(p)),
+            "cfg": lambda p: self.cfg.update(self._read_cfg(read_json(p), str(p))),
             "lexicon": lambda p: self.set_lexicon(Lexicon().from_disk(p)),
             "model": lambda p: self._load_model(lambda: self.model.from_disk(p), str(p)),
         }
@@ -460,7 +452,9 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
     def _load_model(self, load: Callable[[], Model], source: str) -> None:
         self._build_model()
         self.model.initialize()
-        self._load_weights(load, source)
+        # A listener-fed model cannot run before its upstream component has.
+        probe = None if self._needs_pipeline_docs or not self.labels else [TextWindow(PROBE_TEXT)]
+        self._load_weights(load, source, probe)
 
 
 def _outside(spans: List[CharSpan], presets: List[CharSpan]) -> List[CharSpan]:
