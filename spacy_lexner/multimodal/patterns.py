@@ -16,6 +16,7 @@ relabel: when true the pattern adds no entity; it changes the label of an
     relabel_from, if given) to "label".
 A doc without image context fails every visual condition.
 """
+import math
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy
@@ -102,7 +103,9 @@ def visual_condition_holds(
     if sim is not None:
         if context.embedding is None:
             return False
-        if cosine(context.embedding, prototypes[sim["prototype"]]) < sim["min"]:
+        similarity = cosine(context.embedding, prototypes[sim["prototype"]])
+        # NaN compares false with everything, so "< min" alone would let it pass.
+        if not math.isfinite(similarity) or similarity < sim["min"]:
             return False
     return True
 

@@ -20,7 +20,7 @@ from spacy.training import Example
 
 from ..serialize import read_json, read_jsonl, read_msgpack
 from ..lexicon.readers import read_lexicon_file
-from .context import ImageContext, ImageContextGetter, has_image_context, set_image_context
+from .context import ImageContext, ImageContextGetter, has_image_context, read_image_context, set_image_context
 from .patterns import validate_pattern, visual_condition_holds
 
 CONFLICT_POLICIES = ("keep_existing", "overwrite", "prefer_longer")
@@ -200,9 +200,10 @@ class MultimodalEntityRuler(Pipe):
             found = self.image_context(doc)
             if found is not None:
                 set_image_context(doc, found.tags, found.embedding)
-        if not has_image_context(doc):
-            return None
-        return ImageContext(doc._.image_tags or [], doc._.image_embedding)
+        try:
+            return read_image_context(doc)
+        except ValueError as err:
+            raise ValueError(f"[{self.name}] The doc's image context is invalid: {err}") from err
 
     def match(self, doc: Doc) -> List[Match]:
         """Matches (pattern index, start, end) in entity_ruler's priority order."""

@@ -13,7 +13,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d
 
-from ..multimodal import context  # noqa: F401  (registers the Doc extensions)
+from ..multimodal.context import read_image_context
 from ..encoders.common import convert_padded_outputs
 from ..torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
 from .torch_model import VisualGate
@@ -66,10 +66,10 @@ def image_matrix(docs: List[Doc], image_width: int) -> Tuple[numpy.ndarray, nump
     images = numpy.zeros((len(docs), image_width), dtype="float32")
     has_image = numpy.zeros((len(docs),), dtype="float32")
     for i, doc in enumerate(docs):
-        vector = doc._.image_embedding
-        if vector is None:
+        context = read_image_context(doc)  # checks values that bypassed the setter
+        if context is None or context.embedding is None:
             continue
-        vector = numpy.asarray(vector, dtype="float32")
+        vector = context.embedding
         if vector.shape != (image_width,):
             raise ValueError(
                 f"Doc._.image_embedding has shape {vector.shape}, but the visual gate expects "
