@@ -75,6 +75,15 @@ class TagScheme:
         return spans
 
 
+def spans_outside(spans: List[Span], fixed: Sequence[Span]) -> List[Span]:
+    """The spans that overlap none of the fixed (preset) spans. A decoder
+    constrained to keep fixed spans returns them among its spans; the pipes
+    keep the presets themselves and add only these."""
+    if not fixed:
+        return spans
+    return [s for s in spans if not any(s[0] < f[1] and f[0] < s[1] for f in fixed)]
+
+
 def decode_parts(parts: Iterable[Tuple[str, str]]) -> Tuple[List[Span], List[int]]:
     """Spans from (prefix, label) pairs, prefixes B/I/E/S/O (M read as I
     beforehand), and the positions of the tags that had to be repaired.

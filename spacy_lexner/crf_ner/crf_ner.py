@@ -18,6 +18,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..crf.layer import crf_decode, crf_gold_loss, set_crf_labels
 from ..crf.pipe import PROBE_TEXT, CRFLabelsMixin
+from ..crf.tag_scheme import spans_outside
 from ..serialize import read_json
 
 TokenSpan = Tuple[int, int, str]
@@ -177,10 +178,7 @@ class CRFEntityRecognizer(CRFLabelsMixin, TrainablePipe):
         scores, lengths = self.model.predict(docs)
         paths = crf_decode(self.model.get_ref("crf"), scores, lengths, presets)
         scheme = self.tag_scheme
-        return [
-            [s for s in scheme.decode(path[: len(doc)]) if not any(s[0] < p[1] and p[0] < s[1] for p in fixed)]
-            for doc, path, fixed in zip(docs, paths, presets)
-        ]
+        return [spans_outside(scheme.decode(path[: len(doc)]), fixed) for doc, path, fixed in zip(docs, paths, presets)]
 
     def _presets(self, doc: Doc) -> List[Span]:
         """Spans an earlier component set, which predictions keep (none with

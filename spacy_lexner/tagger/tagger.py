@@ -17,6 +17,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..crf.layer import FixedSpans, crf_decode, crf_gold_loss, masked_decode, pad_gold, set_crf_labels
 from ..crf.pipe import PROBE_TEXT, CRFLabelsMixin
+from ..crf.tag_scheme import spans_outside
 from ..lexicon import Lexicon
 from ..serialize import read_json
 from .model import set_lexicon
@@ -239,14 +240,14 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
                 lo, hi = w.own_start - w.start, w.own_end - w.start
                 tags[i][w.own_start : w.own_end] = path[lo:hi]
         scheme = self.tag_scheme
-        return [_outside(scheme.decode(doc_tags), fixed) for doc_tags, fixed in zip(tags, presets)]
+        return [spans_outside(scheme.decode(doc_tags), fixed) for doc_tags, fixed in zip(tags, presets)]
 
     def _predict_whole_docs(self, docs: List[Doc], presets: List[List[CharSpan]]) -> List[List[CharSpan]]:
         scheme = self.tag_scheme
         if not any(doc.text for doc in docs):
             return [[] for _ in docs]
         paths = self._decode(docs, presets)
-        return [_outside(scheme.decode(path[: len(doc.text)]), fixed) for doc, path, fixed in zip(docs, paths, presets)]
+        return [spans_outside(scheme.decode(path[: len(doc.text)]), fixed) for doc, path, fixed in zip(docs, paths, presets)]
 
     def _preset_spans(self, doc: Doc) -> List[CharSpan]:
         """The entities of doc that this pipe keeps: those set by an earlier
@@ -455,14 +456,6 @@ class LexiconTagger(CRFLabelsMixin, TrainablePipe):
         # A listener-fed model cannot run before its upstream component has.
         probe = None if self._needs_pipeline_docs or not self.labels else [TextWindow(PROBE_TEXT)]
         self._load_weights(load, source, probe)
-
-
-def _outside(spans: List[CharSpan], presets: List[CharSpan]) -> List[CharSpan]:
-    """spans that overlap none of the preset spans (the decoder gave those
-    their own tags, so they come back as predictions)."""
-    if not presets:
-        return spans
-    return [s for s in spans if not any(s[0] < p[1] and p[0] < s[1] for p in presets)]
 
 
 def _strip_whitespace(text: str, start: int, end: int) -> Tuple[int, int]:
