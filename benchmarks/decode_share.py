@@ -64,12 +64,12 @@ def timed(module, name: str, totals: Dict[str, float]) -> Iterator[None]:
 
 def measure(model_dir: Path, texts: List[str], batch_size: int, repeat: int) -> Dict[str, float]:
     import spacy
-    from spacy_lexner.crf import tag_scheme
-    from spacy_lexner.crf_ner import crf_ner
-    from spacy_lexner.tagger import tagger
+    from spacy_lexner.models import decoders
+    from spacy_lexner.pipeline import crf_ner, lexner_tagger
+    from spacy_lexner.util import tags
 
     nlp = spacy.load(model_dir)
-    name, pipe = next((n, p) for n, p in nlp.pipeline if isinstance(p, (tagger.LexiconTagger, crf_ner.CRFEntityRecognizer)))
+    name, pipe = next((n, p) for n, p in nlp.pipeline if isinstance(p, (lexner_tagger.LexiconTagger, crf_ner.CRFEntityRecognizer)))
     best = None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -77,7 +77,7 @@ def measure(model_dir: Path, texts: List[str], batch_size: int, repeat: int) -> 
             docs = list(nlp.pipe(texts, batch_size=batch_size))
         upstream = time.perf_counter() - start
         totals = {"decode": 0.0}
-        with timed(tagger, "crf_decode", totals), timed(crf_ner, "crf_decode", totals), timed(tag_scheme.TagScheme, "decode", totals):
+        with timed(decoders, "crf_decode", totals), timed(tags.TagScheme, "decode", totals):
             start = time.perf_counter()
             list(pipe.pipe(docs, batch_size=batch_size))
             total = time.perf_counter() - start

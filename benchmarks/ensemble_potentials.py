@@ -27,9 +27,9 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from thinc.api import Model
 
-from spacy_lexner.crf.layer import _lengths_to_mask
-from spacy_lexner.crf.torch_crf import viterbi_decode
-from spacy_lexner.tagger.windows import TextWindow
+from spacy_lexner.models.decoders import _lengths_to_mask
+from spacy_lexner.models.pytorch.crf import viterbi_decode
+from spacy_lexner.lexicon import Lattice
 
 Potentials = Tuple[torch.Tensor, numpy.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -43,14 +43,14 @@ def parse_args(description: str = __doc__, models: str = "models") -> argparse.N
     return parser.parse_args()
 
 
-def whole_text_docs(nlp: Language, texts: Sequence[str]) -> List[TextWindow]:
-    """Whole texts as the tagger's model reads them (without windows): every
-    text must fit the tagger's window_size."""
+def whole_text_docs(nlp: Language, texts: Sequence[str]) -> Lattice:
+    """Whole texts as the tagger's model reads them (one lattice, without
+    windows): every text must fit the tagger's window_size."""
     window_size = nlp.get_pipe("lexner_tagger").window_size
     too_long = [len(t) for t in texts if len(t) > window_size]
     if too_long:
         raise SystemExit(f"{len(too_long)} test texts are longer than window_size ({window_size}).")
-    return [TextWindow(t) for t in texts]
+    return Lattice.build(texts, nlp.get_pipe("lexner_tagger").lexicon)
 
 
 def potentials(nlp: Language, texts: Sequence[str]) -> Potentials:
@@ -60,10 +60,12 @@ def potentials(nlp: Language, texts: Sequence[str]) -> Potentials:
     return model_potentials(model, model.get_ref("crf").shims[0]._model, whole_text_docs(nlp, texts))
 
 
-def model_potentials(model: Model, crf: torch.nn.Module, docs: List[Doc]) -> Potentials:
-    """The emissions of model (a tagger, or one ensemble member) for docs,
-    with the start, transition and end scores of its CRF module."""
-    scores, lengths = model.predict(docs)
+def model_potentials(model: Model, crf: torch.nn.Module, lattice: Lattice) -> Potentials:
+    """The emissions of model (a tagger, or one ensemble member) for a
+    lattice, with the start, transition and end scores of its CRF module."""
+    output = model.predict(lattice)
+    # A tagger returns TagScores; an ensemble member its (emissions, lengths).
+    scores, lengths = (output.emissions, output.lengths) if hasattr(output, "emissions") else output
     with torch.no_grad():
         return (
             torch.as_tensor(numpy.asarray(scores)).float(),

@@ -33,9 +33,10 @@ def one_length(length: int, batch: int, data: Path) -> dict:
     examples = [Example.from_dict(nlp.make_doc(t), {"entities": [(0, 2, "ORG")]}) for t in texts]
     nlp.initialize(lambda: examples)
     tagger = nlp.get_pipe("lexner_tagger")
-    from spacy_lexner.encoders.flat import lattice_words
+    from spacy_lexner.lexicon import Lattice
+    from spacy_lexner.models.encoders.flat import lattice_words
 
-    n_words = sum(len(w) for w in lattice_words(texts, tagger.lexicon, 10 * length)) / batch
+    n_words = sum(len(w) for w in lattice_words(Lattice.build(texts, tagger.lexicon), 10 * length)) / batch
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     tagger.update(examples)

@@ -1,4 +1,4 @@
-"""Measure Lexicon build time and match / soft_lexicon_sets throughput.
+"""Measure Lexicon build time and match / lattice throughput.
 
     python benchmarks/lexicon_throughput.py [--data-dir ../shared/data]
 
@@ -16,7 +16,7 @@ from typing import Callable, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spacy_lexner.lexicon import Lexicon  # noqa: E402
+from spacy_lexner.lexicon import Lattice, Lexicon  # noqa: E402
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_RUNS = 3
@@ -58,15 +58,21 @@ def best_time(func: Callable[[], object]) -> float:
 def throughput_rows(
     lexicon: Lexicon, texts: List[Tuple[str, List[str]]]
 ) -> List[Tuple[str, str, int, float]]:
-    """(method, text name, chars, chars/s) for match and soft_lexicon_sets."""
+    """(method, text name, chars, chars/s) for match, match_entries and
+    building a Lattice of 256 texts at a time (what the tagger does per batch)."""
     rows = []
     for name, docs in texts:
         n_chars = sum(map(len, docs))
-        for method in (lexicon.match, lexicon.soft_lexicon_sets):
+        batches = [docs[i : i + 256] for i in range(0, len(docs), 256)]
+        methods = [
+            ("match", lambda: deque(map(lexicon.match, docs), maxlen=0)),
+            ("match_entries", lambda: deque(map(lexicon.match_entries, docs), maxlen=0)),
+            ("Lattice.build", lambda: deque((Lattice.build(b, lexicon) for b in batches), maxlen=0)),
+        ]
+        for method, run in methods:
             # Results are dropped as a pipeline would after featurizing; keeping
             # them all alive would time the garbage collector instead.
-            seconds = best_time(lambda: deque(map(method, docs), maxlen=0))
-            rows.append((method.__name__, name, n_chars, n_chars / seconds))
+            rows.append((method, name, n_chars, n_chars / best_time(run)))
     return rows
 
 

@@ -4,7 +4,7 @@
     python benchmarks/pretrain_vectors.py --data-dir ../shared/data --output vectors/train50.npz
 
 The raw text of the Resume, MSRA, CLUENER and Weibo *train* splits (2.77M
-chars) goes to ``spacy_lexner.word2vec`` (the library behind
+chars) goes to ``spacy_lexner.corpora.word2vec`` (the library behind
 ``spacy-lexner pretrain-vectors``). Dev and test text is never read, so a
 model initialised from these vectors is still evaluated on unseen text.
 The files are read with the same readers as ``convert``, so the text (e.g.
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import List, Tuple
 
-from spacy_lexner.convert import docs_from_file
-from spacy_lexner.word2vec import Word2VecSettings, pretrain_vectors, save_vectors
+from spacy_lexner.corpora.convert import docs_from_file
+from spacy_lexner.corpora.word2vec import Word2VecSettings, pretrain_vectors, save_vectors
 
 # (relative path, format) of each train split; never dev or test.
 TRAIN_SPLITS: Tuple[Tuple[str, str], ...] = (

@@ -76,7 +76,7 @@ def thread_env(threads: int) -> Dict[str, str]:
 
 
 def convert(data_dir: Path, name: str, corpus: Path) -> Dict[str, Path]:
-    from spacy_lexner.convert import convert_file
+    from spacy_lexner.corpora.convert import convert_file
 
     *splits, fmt = DATASETS[name]
     paths = {}

@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from spacy_lexner.multimodal.synthetic import blank_pipeline, label_accuracy, make_examples
+    from spacy_lexner.corpora.synthetic import blank_pipeline, label_accuracy, make_examples
 
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}; train {args.train}, test {args.test}, noise {args.noise}\n")

@@ -24,7 +24,7 @@ import typer
 from spacy.tokens import DocBin
 from wasabi import msg
 
-from spacy_lexner.convert import ConversionError, blank_vocab, docs_from_file
+from spacy_lexner.corpora.convert import ConversionError, blank_vocab, docs_from_file
 from split_dev import carve_dev
 
 

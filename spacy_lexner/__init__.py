@@ -3,13 +3,23 @@
 Importing the package registers its factories, architectures and lexicon
 loaders; installed, it also registers them through entry points, so
 ``spacy.blank("zh").add_pipe("lexner_tagger")`` works without this import.
-"""
-from .lexicon import Lexicon
-from .lexicon import registry as _lexicon_registry  # noqa: F401
-from .encoders import build_bilstm_encoder  # noqa: F401
-from .tagger.model import build_lexicon_tagger, build_soft_lexicon_embed, build_soft_lexicon_embed_v1  # noqa: F401
-from .tagger.ensemble import build_lexicon_tagger_ensemble  # noqa: F401
-from .tagger.tagger import LexiconTagger, make_lexner_tagger  # noqa: F401
 
-__version__ = "0.1.0"
-__all__ = ["Lexicon", "LexiconTagger"]
+Layers, from the bottom up (a module imports only from its own layer or
+those below; tests/test_layers.py checks it): ``util`` → ``lexicon`` →
+``models`` (``models/pytorch`` below the rest) → ``pipeline`` →
+``corpora`` / ``evaluation`` → ``cli``.
+"""
+from .about import __version__
+from .lexicon import Lattice, Lexicon
+from .lexicon import registry as _lexicon_registry  # noqa: F401
+from .models import decoders as _decoders  # noqa: F401
+from .models import embed as _embed  # noqa: F401
+from .models import ensemble as _ensemble  # noqa: F401
+from .models import tagger as _tagger  # noqa: F401
+from .models.encoders import build_bilstm_encoder  # noqa: F401
+from .pipeline import crf_ner as _crf_ner  # noqa: F401
+from .pipeline import entity_ruler as _entity_ruler  # noqa: F401
+from .pipeline.lexner_tagger import LexiconTagger, make_lexner_tagger  # noqa: F401
+from .util.image_context import ImageContext, set_image_context
+
+__all__ = ["ImageContext", "Lattice", "Lexicon", "LexiconTagger", "__version__", "set_image_context"]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from spacy_lexner.convert import ConversionError, ConversionStats, read_cluener, read_tagged_file
+from spacy_lexner.corpora.convert import ConversionError, ConversionStats, read_cluener, read_tagged_file
 from spacy_lexner.lexicon.readers import LexiconFormatError, read_lexicon_file
 
 GOOD_BMES = "高 B-NAME\n勇 E-NAME\n\n中 S-LOC\n"

@@ -7,7 +7,7 @@ import pytest
 import spacy
 import srsly
 
-from spacy_lexner.clean_strings import clean_strings
+from spacy_lexner.pipeline.clean_strings import clean_strings
 
 from .tiny_pipelines import ents_of
 from .util import TRAIN_DATA
@@ -51,7 +51,7 @@ def test_clean_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_clean_strings_cli(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from spacy_lexner.cli import app
+    from spacy_lexner.cli.app import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["clean-strings", str(FIXTURE), str(tmp_path / "out")])

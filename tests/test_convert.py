@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from spacy_lexner.cli import app
-from spacy_lexner.convert import (
+from spacy_lexner.cli.app import app
+from spacy_lexner.corpora.convert import (
     ConversionError,
     ConversionStats,
     blank_vocab,

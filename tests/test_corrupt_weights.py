@@ -57,7 +57,7 @@ def test_bad_parameter_values_are_refused(saved, tmp_path, pipe, value, problem)
 def test_nonfinite_scores_are_refused(saved, tmp_path, monkeypatch):
     """Weights can be finite and still overflow the scores: the forward pass
     on a test sentence at load catches what the parameter check lets by."""
-    monkeypatch.setattr("spacy_lexner.crf.pipe.MAX_PARAMETER", float("inf"))
+    monkeypatch.setattr("spacy_lexner.models.contract.MAX_PARAMETER", float("inf"))
     nlp = spacy.load(saved)
     for node in nlp.get_pipe("lexner_tagger").model.walk():
         if node.name == "emission_scorer":

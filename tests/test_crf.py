@@ -3,9 +3,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_lexner.crf.layer import masked_decode, build_crf_layer, set_crf_labels, crf_decode, crf_loss
-from spacy_lexner.crf.tag_scheme import TagScheme
-from spacy_lexner.crf.torch_crf import ConstrainedCRF
+from spacy_lexner.models.decoders import masked_decode, build_crf_layer, set_crf_labels, crf_decode, crf_loss
+from spacy_lexner.util.tags import TagScheme
+from spacy_lexner.models.pytorch.crf import ConstrainedCRF
 
 
 def make_crf(scheme: TagScheme) -> ConstrainedCRF:
@@ -109,7 +109,7 @@ def test_batched_viterbi_equals_pytorch_crf_decode(lengths, n_tags, seed):
     """Our length-sorted batched Viterbi against pytorch-crf's reference decode."""
     from torchcrf import CRF
 
-    from spacy_lexner.crf.torch_crf import viterbi_decode
+    from spacy_lexner.models.pytorch.crf import viterbi_decode
 
     torch.manual_seed(seed)
     reference = CRF(n_tags, batch_first=True)

@@ -7,8 +7,8 @@ import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_lexner.crf.tag_scheme import TagScheme
-from spacy_lexner.crf_ner.crf_ner import CRFEntityRecognizer
+from spacy_lexner.util.tags import TagScheme
+from spacy_lexner.pipeline.crf_ner import CRFEntityRecognizer
 
 from .util import TRAIN_DATA, ents_of, make_examples, train_nlp
 

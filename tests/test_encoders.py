@@ -3,6 +3,8 @@ and without the lexicon, and `spacy train` from a config."""
 import pytest
 import spacy
 import torch
+
+from spacy_lexner.lexicon import Lattice
 from spacy.cli.train import train
 
 from .test_configs import write_docbin
@@ -34,11 +36,11 @@ def test_overfit_round_trip(name, use_lexicon, tmp_path):
 def test_padding_does_not_change_outputs(name):
     nlp = blank_with_tagger(encoder=ENCODERS[name])
     nlp.initialize(lambda: make_examples(nlp))
-    model = nlp.get_pipe("lexner_tagger").model
-    short, long = nlp.make_doc("张三在上海。"), nlp.make_doc("南京市长江大桥很长，李四去了上海。" * 3)
-    alone, _ = model.predict([short])
-    batched, _ = model.predict([short, long])
-    torch.testing.assert_close(torch.as_tensor(batched[0, : len(short.text)]), torch.as_tensor(alone[0]), rtol=1e-4, atol=1e-5)
+    tagger = nlp.get_pipe("lexner_tagger")
+    short, long = "张三在上海。", "南京市长江大桥很长，李四去了上海。" * 3
+    alone = tagger.model.predict(Lattice.build([short], tagger.lexicon)).emissions
+    batched = tagger.model.predict(Lattice.build([short, long], tagger.lexicon)).emissions
+    torch.testing.assert_close(torch.as_tensor(batched[0, : len(short)]), torch.as_tensor(alone[0]), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["idcnn", "tener", "flat"])
@@ -58,15 +60,20 @@ def test_spacy_train_with_encoder(name, tmp_path):
 
 def test_flat_lattice_words_and_cap():
     from spacy_lexner import Lexicon
-    from spacy_lexner.encoders.flat import lattice_words
+    from spacy_lexner.models.encoders.flat import lattice_words
 
     lexicon = Lexicon()
     for word in ["南京", "南京市", "市长", "长江", "长江大桥", "大桥", "江大桥", "桥"]:
         lexicon.add(word, 10.0)
-    (words,) = lattice_words(["南京市长江大桥"], lexicon, max_words=100)
-    assert words == [(0, 2, "南京"), (0, 3, "南京市"), (2, 4, "市长"), (3, 5, "长江"), (3, 7, "长江大桥"), (4, 7, "江大桥"), (5, 7, "大桥")]
-    (capped,) = lattice_words(["南京市长江大桥"], lexicon, max_words=2)
-    assert capped == [(0, 3, "南京市"), (3, 7, "长江大桥")]  # the longest are kept
+    lattice = Lattice.build(["南京市长江大桥"], lexicon)
+
+    def words(index):
+        return [(int(lattice.word_start[i]), int(lattice.word_end[i]), lattice.words[i]) for i in index]
+
+    (index,) = lattice_words(lattice, max_words=100)
+    assert words(index) == [(0, 2, "南京"), (0, 3, "南京市"), (2, 4, "市长"), (3, 5, "长江"), (3, 7, "长江大桥"), (4, 7, "江大桥"), (5, 7, "大桥")]
+    (capped,) = lattice_words(lattice, max_words=2)
+    assert words(capped) == [(0, 3, "南京市"), (3, 7, "长江大桥")]  # the longest are kept
 
 
 def test_flat_words_change_the_char_outputs():
@@ -74,17 +81,13 @@ def test_flat_words_change_the_char_outputs():
     nlp = blank_with_tagger(encoder=ENCODERS["flat"], use_lexicon=False)
     nlp.initialize(lambda: make_examples(nlp))
     tagger = nlp.get_pipe("lexner_tagger")
-    doc = nlp.make_doc("南京市长江大桥")
-    with_words, _ = tagger.model.predict([doc])
-    from spacy_lexner import Lexicon
-
-    tagger.set_lexicon(Lexicon())
-    without_words, _ = tagger.model.predict([doc])
+    with_words = tagger.model.predict(Lattice.build(["南京市长江大桥"], tagger.lexicon)).emissions
+    without_words = tagger.model.predict(Lattice.build(["南京市长江大桥"], None)).emissions
     assert not torch.allclose(torch.as_tensor(with_words), torch.as_tensor(without_words))
 
 
 def test_flat_pair_chunks_bound_the_padded_pairs():
-    from spacy_lexner.encoders import flat
+    from spacy_lexner.models.pytorch import flat
 
     lengths, n_words = [40, 30, 30, 10, 5, 0], [20, 10, 0, 4, 0, 0]
     chunks = flat._pair_chunks(lengths, n_words)
@@ -99,7 +102,7 @@ def test_flat_pair_chunks_bound_the_padded_pairs():
 def test_flat_chunking_does_not_change_outputs_or_gradients(monkeypatch):
     """Chunks are trimmed to their own longest text and word list: outputs
     and input gradients equal those of one padded chunk."""
-    from spacy_lexner.encoders import flat
+    from spacy_lexner.models.pytorch import flat
 
     torch.manual_seed(0)
     module = flat.FLAT(12, width=16, depth=1, n_heads=2, ff_width=32, dropout=0.0, word_rows=64, scaled=False)

@@ -7,12 +7,13 @@ import torch
 from spacy.cli.train import train
 from thinc.api import fix_random_seed
 
-from spacy_lexner.crf.layer import crf_gold_loss
-from spacy_lexner.crf.tag_scheme import TagScheme
-from spacy_lexner.crf.torch_crf import CRFEnsemble, viterbi_decode
-from spacy_lexner.tagger.ensemble import copy_with_refs
-from spacy_lexner.tagger.model import build_soft_lexicon_embed
-from spacy_lexner.tagger.pretrained import load_pretrained_vectors
+from spacy_lexner.lexicon import Lattice
+from spacy_lexner.models.decoders import crf_gold_loss
+from spacy_lexner.util.tags import TagScheme
+from spacy_lexner.models.pytorch.crf import CRFEnsemble, viterbi_decode
+from spacy_lexner.models.ensemble import copy_with_refs
+from spacy_lexner.models.embed import build_soft_lexicon_embed
+from spacy_lexner.models.pretrained import load_pretrained_vectors
 
 from .test_configs import write_docbin
 from .test_crf import is_valid
@@ -37,6 +38,10 @@ def blank_with_ensemble(**kwargs) -> spacy.language.Language:
 
 def members(nlp):
     return nlp.get_pipe("lexner_tagger").model.layers[:-1]
+
+
+def lattice(nlp, texts):
+    return Lattice.build(texts, nlp.get_pipe("lexner_tagger").lexicon)
 
 
 @pytest.fixture(scope="module", params=["crf", "softmax"])
@@ -71,23 +76,24 @@ def test_members_have_their_own_weights(trained):
 
 def test_prediction_averages_the_members(trained):
     model = trained.get_pipe("lexner_tagger").model
-    docs = [trained.make_doc(t) for t in TEXTS[:4]]
-    scores, lengths = model.predict(docs)
-    alone = [member.predict(docs)[0] for member in members(trained)]
-    numpy.testing.assert_allclose(scores, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
-    assert list(lengths) == [len(d.text) for d in docs]
+    batch = lattice(trained, TEXTS[:4])
+    scores = model.predict(batch)
+    alone = [member.predict(batch)[0] for member in members(trained)]
+    numpy.testing.assert_allclose(scores.emissions, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert list(scores.lengths) == [len(t) for t in TEXTS[:4]]
 
 
 def test_members_share_one_featurization(trained, monkeypatch):
     """Members built from one embed config read the same features: the
-    lexicon matching runs once per batch, in prediction and in training."""
-    from spacy_lexner.tagger.features import Featurizer
+    hashing runs once per batch, in prediction and in training (the lexicon
+    matching runs once anyway: the pipe builds one lattice)."""
+    from spacy_lexner.models.features import Featurizer
 
     calls = []
     original = Featurizer.__call__
-    monkeypatch.setattr(Featurizer, "__call__", lambda self, texts, lexicon: calls.append(1) or original(self, texts, lexicon))
+    monkeypatch.setattr(Featurizer, "__call__", lambda self, *args: calls.append(1) or original(self, *args))
     model = trained.get_pipe("lexner_tagger").model
-    docs = [trained.make_doc(t) for t in TEXTS[:4]]
+    docs = lattice(trained, TEXTS[:4])
     model.predict(docs)
     assert len(calls) == 1
     model.begin_update(docs)
@@ -106,10 +112,14 @@ def test_training_scores_stack_members_and_each_gets_its_own_gradient():
     nlp = blank_with_ensemble()
     nlp.initialize(lambda: make_examples(nlp))
     tagger = nlp.get_pipe("lexner_tagger")
-    docs, gold = tagger._training_windows(make_examples(nlp))
-    (scores, lengths), _ = tagger.model.begin_update(docs)
-    assert scores.shape[0] == 2 * len(docs) and list(lengths) == [len(d.text) for d in docs] * 2
-    loss, d_scores = tagger._loss_and_gradient(scores, lengths, gold)
+    docs, gold = tagger._training_batch(make_examples(nlp))
+    output, _ = tagger.model.begin_update(docs)
+    # The loss scores each member's emissions, stacked, with its own CRF.
+    scores = numpy.concatenate(output.member_emissions)
+    lengths = numpy.concatenate([output.lengths] * 2)
+    assert scores.shape[0] == 2 * len(docs) and list(output.lengths) == [len(t) for t in docs.texts]
+    loss, d_scores = output.loss(gold)
+    assert d_scores.shape == scores.shape
     crf = tagger.model.get_ref("crf").shims[0]._model
     half = len(docs)
     for i, member_crf in enumerate(crf.members):
@@ -192,7 +202,7 @@ def test_pretrained_vectors_reach_every_member(tmp_path):
     load_pretrained_vectors(nlp.get_pipe("lexner_tagger").model, write_vectors(tmp_path / "v.npz"))
     tables = [m.layers[0].layers[0].shims[0]._model.char.weight.detach() for m in members(nlp)]
     featurizer = members(nlp)[0].layers[0].attrs["featurizer"]
-    rows = featurizer(["张"], None).char_rows[0]
+    rows = featurizer(Lattice.build(["张"], None)).char_rows[0]
     assert torch.allclose(tables[0][rows].sum(0), tables[1][rows].sum(0))
 
 
@@ -211,8 +221,10 @@ def test_spacy_train_with_ensemble_config(tmp_path):
 
 
 def _member_scorer_grads(model, docs):
-    (scores, lengths), backprop = model.begin_update(docs)
-    backprop((model.ops.alloc3f(*scores.shape) + 1.0, lengths))
+    scores, backprop = model.begin_update(docs)
+    # The training gradient is the members' stacked (see EnsembleScores.loss).
+    stacked = numpy.concatenate(scores.member_emissions)
+    backprop(model.ops.alloc3f(*stacked.shape) + 1.0)
     grads = []
     for member in model.layers[:-1]:
         weight = next(member.layers[2].shims[0]._model.parameters())
@@ -229,7 +241,7 @@ def test_online_bagging_weighs_each_members_gradient_by_a_poisson_draw():
     nlp.add_pipe("lexner_tagger", config={"model": config})
     nlp.initialize(lambda: make_examples(nlp))
     model = nlp.get_pipe("lexner_tagger").model
-    docs = [nlp.make_doc(TRAIN_DATA[0][0])]
+    docs = lattice(nlp, [TRAIN_DATA[0][0]])
     model.attrs["bagging"] = False
     plain = _member_scorer_grads(model, docs)
     model.attrs["bagging"] = True

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from spacy_lexner.multimodal import set_image_context
+from spacy_lexner.util.image_context import set_image_context
 
 from .tiny_pipelines import check_doc, crf_pipeline, lexner_pipeline, write_lexicon
 

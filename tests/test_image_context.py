@@ -9,9 +9,9 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_lexner.multimodal import ImageContext, set_image_context
-from spacy_lexner.multimodal.context import make_clip_getter
-from spacy_lexner.multimodal.patterns import visual_condition_holds
+from spacy_lexner.util.image_context import ImageContext, set_image_context
+from spacy_lexner.pipeline.image_context import make_clip_getter
+from spacy_lexner.pipeline.patterns import visual_condition_holds
 
 TAGS_SHAPE = "must be a list of tags"
 EMBEDDING_SHAPE = "must be a non-empty 1d vector of finite numbers"

@@ -2,7 +2,7 @@
 lexicon frequencies and words are refused at load, and messages quote at
 most an excerpt of the input however large it is.
 
-spacy_lexner.excerpt is imported inside the tests that use it, so the other
+spacy_lexner.util.excerpt is imported inside the tests that use it, so the other
 tests still run (and fail one by one) against code without the module.
 """
 import json
@@ -17,8 +17,8 @@ import pytest
 import srsly
 from typer.testing import CliRunner
 
-from spacy_lexner.cli import app
-from spacy_lexner.convert import convert_file, read_cluener, read_tagged_file
+from spacy_lexner.cli.app import app
+from spacy_lexner.corpora.convert import convert_file, read_cluener, read_tagged_file
 from spacy_lexner.lexicon import Lexicon, LexiconFormatError, read_lexicon_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -361,7 +361,7 @@ def test_serialized_lexicon_huge_bad_value_gives_short_error(tmp_path, changes):
 
 
 def test_excerpt_short_values_are_their_repr():
-    from spacy_lexner.excerpt import excerpt
+    from spacy_lexner.util.excerpt import excerpt
 
     for value in ["", "南京 10 ns", "x" * 80, "it's", b"\xff", 1.5, None, ("南京", 1.0, None), [1, 2]]:
         assert excerpt(value) == repr(value)
@@ -374,7 +374,7 @@ def test_excerpt_short_values_are_their_repr():
     ids=["cjk", "escapes", "long_escapes", "quotes", "bytes"],
 )
 def test_excerpt_cuts_long_text(value, unit):
-    from spacy_lexner.excerpt import excerpt
+    from spacy_lexner.util.excerpt import excerpt
 
     shown = excerpt(value)
     assert len(shown) <= 110 and shown.endswith(f" ({unit})")
@@ -385,7 +385,7 @@ def test_excerpt_cuts_long_text(value, unit):
 
 
 def test_excerpt_other_values_are_bounded_and_never_raise():
-    from spacy_lexner.excerpt import excerpt, shorten
+    from spacy_lexner.util.excerpt import excerpt, shorten
 
     class BrokenRepr:
         def __repr__(self) -> str:

@@ -4,11 +4,11 @@ import numpy
 import pytest
 import spacy
 import torch
-from thinc.api import Adam
+from thinc.api import SGD, Adam, RAdam
 
-from spacy_lexner.lazy_adam import sparse_adam_step
-from spacy_lexner.tagger.torch_model import SoftLexiconEmbedding
-from spacy_lexner.torch_utils import make_shim
+from spacy_lexner.util.lazy_adam import sparse_adam_step
+from spacy_lexner.models.pytorch.soft_lexicon import SoftLexiconEmbedding
+from spacy_lexner.util.torch_utils import make_shim
 
 from .util import TRAIN_DATA, ents_of, make_examples, small_model, train_nlp
 
@@ -106,3 +106,25 @@ def test_dense_v1_and_sparse_v2_both_overfit(embed):
     shim_grads = [param.grad for node in nlp.get_pipe("lexner_tagger").model.walk() for shim in node.shims
                   for param in shim._model.parameters() if param.grad is not None and param.grad.is_sparse]
     assert shim_grads == []  # sparse grads are cleared after each step
+
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda: SGD(0.01), lambda: RAdam(0.01)], ids=["sgd", "radam"])
+def test_optimizers_it_does_not_implement_are_refused(make_optimizer):
+    """An SGD or RAdam config must not silently get an Adam step on the
+    embedding rows: the step refuses, naming the fix, and leaves the table."""
+    table = torch.randn(10, 4)
+    before = table.clone()
+    grad = _sparse_grad(table, [1, 3])
+    with pytest.raises(ValueError, match="sparse_updates = false"):
+        sparse_adam_step(make_optimizer(), KEY, table, grad)
+    assert torch.equal(table, before)
+
+
+def test_sgd_config_with_sparse_updates_fails_on_first_update():
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("lexner_tagger", config={"model": small_model()})
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    with pytest.raises(ValueError, match="implement Adam only"):
+        nlp.update(examples, sgd=SGD(0.01))

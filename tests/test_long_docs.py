@@ -6,7 +6,8 @@ import importlib.util
 import pytest
 import spacy
 
-from spacy_lexner.tagger.windows import _SENTENCE_END, TextWindow
+from spacy_lexner.lexicon.windows import _SENTENCE_END
+from spacy_lexner.lexicon import Lattice
 
 from .tiny_pipelines import check_doc, ents_of, lexner_pipeline, write_lexicon
 from .util import REPO_ROOT
@@ -76,7 +77,7 @@ def test_hard_windows_match_each_window_alone(nlp):
     full = tagger.predict([nlp.make_doc(text)])[0]
     pasted = []
     for w in windows:
-        path = tagger._decode([TextWindow(text[w.start : w.end])])[0]
+        path = tagger._decode(Lattice.build([text[w.start : w.end]], tagger.lexicon))[0]
         pasted.extend(path[w.own_start - w.start : w.own_end - w.start])
     assert tagger.tag_scheme.decode(pasted) == full
 

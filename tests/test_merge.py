@@ -7,8 +7,9 @@ import torch
 from thinc.api import fix_random_seed
 from typer.testing import CliRunner
 
-from spacy_lexner.cli import app
-from spacy_lexner.tagger.merge import merge_taggers
+from spacy_lexner.cli.app import app
+from spacy_lexner.pipeline.merge import merge_taggers
+from spacy_lexner.lexicon import Lattice
 
 from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
@@ -37,12 +38,12 @@ def crf_module(nlp):
 
 def test_merged_tagger_averages_the_sources(saved_pair, tmp_path):
     sources = [spacy.load(p) for p in saved_pair]
-    docs = [sources[0].make_doc(t) for t in TEXTS[:4]]
-    emissions = [nlp.get_pipe("lexner_tagger").model.predict(docs)[0] for nlp in sources]
+    docs = Lattice.build(TEXTS[:4], sources[0].get_pipe("lexner_tagger").lexicon)
+    emissions = [nlp.get_pipe("lexner_tagger").model.predict(docs).emissions for nlp in sources]
     transitions = [crf_module(nlp).transitions.detach() for nlp in sources]
     merged = merge_taggers([spacy.load(p) for p in saved_pair])
     assert merged.config["components"]["lexner_tagger"]["model"]["@architectures"] == "spacy-lexner.LexiconTaggerEnsemble.v1"
-    scores, _ = merged.get_pipe("lexner_tagger").model.predict(docs)
+    scores = merged.get_pipe("lexner_tagger").model.predict(docs).emissions
     numpy.testing.assert_allclose(scores, (emissions[0] + emissions[1]) / 2, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(crf_module(merged).transitions.detach(), (transitions[0] + transitions[1]) / 2)
     for text, ents in TRAIN_DATA:

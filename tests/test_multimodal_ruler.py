@@ -5,8 +5,8 @@ import numpy
 import pytest
 import spacy
 
-from spacy_lexner.multimodal import set_image_context
-from spacy_lexner.multimodal.patterns import PatternError
+from spacy_lexner.util.image_context import set_image_context
+from spacy_lexner.pipeline.patterns import PatternError
 
 SHARED_PATTERNS = [
     {"label": "GPE", "pattern": "南京市"},

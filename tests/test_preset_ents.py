@@ -8,8 +8,8 @@ import torch
 from spacy.tokens import Doc
 from thinc.api import fix_random_seed
 
-from spacy_lexner.crf.tag_scheme import TagScheme
-from spacy_lexner.crf.torch_crf import viterbi_decode
+from spacy_lexner.util.tags import TagScheme
+from spacy_lexner.models.pytorch.crf import viterbi_decode
 
 from .tiny_pipelines import tiny_tok2vec
 from .util import blank_with_tagger, ents_of, make_examples, train_nlp
@@ -109,7 +109,7 @@ def test_preset_across_window_borders(tagger_nlp):
 def test_constrained_viterbi_moves_a_boundary():
     """The decoder, not a filter: with 3-4 fixed as O, the best path ends the
     entity at 2 (B E) instead of dropping it."""
-    from spacy_lexner.crf.layer import fixed_tag_scores
+    from spacy_lexner.models.decoders import fixed_tag_scores
 
     scheme = TagScheme(["ORG"], "BIOES")
     ids = scheme.tag_to_id

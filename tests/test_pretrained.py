@@ -3,7 +3,8 @@ import numpy
 import pytest
 from thinc.api import fix_random_seed
 
-from spacy_lexner.tagger.pretrained import assign_rows, load_pretrained_vectors, read_vectors
+from spacy_lexner.models.pretrained import assign_rows, load_pretrained_vectors, read_vectors
+from spacy_lexner.lexicon import Lattice
 
 from .util import blank_with_tagger, make_examples
 
@@ -49,7 +50,7 @@ def test_loader_writes_each_key_into_the_rows_the_featurizer_reads(tmp_path):
     assert stats["chars"] == {"keys": 2, "exact": 2, "collided": 0}
     # What the tagger computes for "张三" is the pretrained vector of each key:
     # a char vector is the sum of its hashed rows.
-    features = featurizer(["张三"], None)
+    features = featurizer(Lattice.build(["张三"], None))
     chars = table(module, "char")[features.char_rows].sum(axis=1)
     numpy.testing.assert_allclose(chars, vectors["chars"][1], rtol=1e-5, atol=1e-6)
     bigrams = table(module, "bigram")[features.bigram_rows].sum(axis=1)
@@ -64,14 +65,14 @@ def test_config_setting_loads_vectors_and_leaves_other_rows_alone(tmp_path):
     featurizer, loaded = parts(initialized(pretrained_vectors=str(path)))
     keys = read_vectors(path)
     touched = {
-        "char": set(featurizer(keys["chars"][0], None).char_rows.ravel()),
+        "char": set(featurizer(Lattice.build(keys["chars"][0], None)).char_rows.ravel()),
         "word": set(featurizer.word_rows(keys["words"][0]).ravel()),
     }
     for name, rows in touched.items():
         before, after = table(base, name), table(loaded, name)
         changed = set(numpy.flatnonzero((before != after).any(axis=1)))
         assert changed == rows
-    char = table(loaded, "char")[featurizer(["张"], None).char_rows[0]].sum(axis=0)
+    char = table(loaded, "char")[featurizer(Lattice.build(["张"], None)).char_rows[0]].sum(axis=0)
     numpy.testing.assert_allclose(char, keys["chars"][1][0], rtol=1e-5, atol=1e-6)
 
 

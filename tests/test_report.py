@@ -14,13 +14,13 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from typer.testing import CliRunner
 
-from spacy_lexner.cli import app
-from spacy_lexner.report import ReportError, build_report, load_buckets, write_report
-from spacy_lexner.report.attributes import SentenceInfo, TrainStats, span_attributes
-from spacy_lexner.report.buckets import DEFAULT_BUCKETS, assign_bucket, buckets_from_edges
-from spacy_lexner.report.ecr import ECR_BUCKETS, ecr, ecr_bucket, ecr_table, eecr
-from spacy_lexner.report.errors import find_errors
-from spacy_lexner.report.spans import EntSpan
+from spacy_lexner.cli.app import app
+from spacy_lexner.evaluation import ReportError, build_report, load_buckets, write_report
+from spacy_lexner.evaluation.attributes import SentenceInfo, TrainStats, span_attributes
+from spacy_lexner.evaluation.buckets import DEFAULT_BUCKETS, assign_bucket, buckets_from_edges
+from spacy_lexner.evaluation.ecr import ECR_BUCKETS, ecr, ecr_bucket, ecr_table, eecr
+from spacy_lexner.evaluation.errors import find_errors
+from spacy_lexner.evaluation.spans import EntSpan
 
 from .headless_chromium import console_errors, file_url, find_chromium
 from .util import TRAIN_DATA, blank_with_tagger, make_examples

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from spacy.tokens import DocBin
 
-from spacy_lexner.convert import blank_vocab, make_doc
+from spacy_lexner.corpora.convert import blank_vocab, make_doc
 
 from .util import REPO_ROOT
 

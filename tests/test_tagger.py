@@ -4,11 +4,13 @@ import sys
 import numpy
 import pytest
 import spacy
+
+from spacy_lexner.lexicon import Lattice
 import torch
 from spacy.tokens import Doc
 
 from spacy_lexner import Lexicon
-from spacy_lexner.tagger.tagger import LexiconTagger
+from spacy_lexner.pipeline.lexner_tagger import LexiconTagger
 
 from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, train_nlp
 
@@ -171,8 +173,9 @@ def test_lexicon_added_at_load_changes_features(trained, tmp_path):
 
 
 def _embedding(nlp, doc):
-    embed = nlp.get_pipe("lexner_tagger").model.get_ref("embed")
-    (X, lengths), _ = embed([doc], is_train=False)
+    tagger = nlp.get_pipe("lexner_tagger")
+    embed = tagger.model.get_ref("embed")
+    (X, lengths, _), _ = embed(Lattice.build([doc.text], tagger.lexicon), is_train=False)
     return embed.ops.to_numpy(X)[0]
 
 

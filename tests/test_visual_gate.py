@@ -5,8 +5,8 @@ import pytest
 import spacy
 from spacy.util import minibatch
 
-from spacy_lexner.multimodal import set_image_context
-from spacy_lexner.multimodal.synthetic import blank_pipeline, label_accuracy, make_examples
+from spacy_lexner.util.image_context import set_image_context
+from spacy_lexner.corpora.synthetic import blank_pipeline, label_accuracy, make_examples
 
 
 def train(visual: bool, n_train: int = 120, epochs: int = 6):

@@ -1,4 +1,4 @@
-"""Training char, bigram and word vectors on raw text (spacy_lexner.word2vec and its CLI)."""
+"""Training char, bigram and word vectors on raw text (spacy_lexner.corpora.word2vec and its CLI)."""
 import numpy
 import pytest
 import spacy
@@ -6,10 +6,11 @@ import srsly
 from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
-from spacy_lexner.cli import app
+from spacy_lexner.cli.app import app
 from spacy_lexner.lexicon import Lexicon
-from spacy_lexner.tagger.pretrained import load_pretrained_vectors, read_vectors
-from spacy_lexner.word2vec import Word2VecSettings, pretrain_vectors, read_texts
+from spacy_lexner.models.pretrained import load_pretrained_vectors, read_vectors
+from spacy_lexner.corpora.word2vec import Word2VecSettings, pretrain_vectors, read_texts
+from spacy_lexner.lexicon import Lattice
 
 from .util import blank_with_tagger, make_examples
 
@@ -125,7 +126,7 @@ def test_resume_config_initialises_from_paths_pretrained_vectors(tmp_path):
     embed = nlp.get_pipe("lexner_tagger").model.get_ref("embed")
     featurizer, module = embed.attrs["featurizer"], embed.layers[0].shims[0]._model
     keys, vectors = read_vectors(output)["chars"]
-    rows = featurizer([keys[0]], None).char_rows[0]
+    rows = featurizer(Lattice.build([keys[0]], None)).char_rows[0]
     char_vector = module.char.weight.detach().numpy()[rows].sum(axis=0)
     numpy.testing.assert_allclose(char_vector, vectors[0], rtol=1e-5, atol=1e-6)
     # The vectors only initialise: a saved pipeline loads without the file.

@@ -15,8 +15,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import ahocorasick
 import srsly
+from spacy.strings import hash_string
 
-from ..excerpt import excerpt
+from ..util.excerpt import excerpt
+from .hashing import type_key
 from .readers import LexiconEntry, read_lexicon_file
 
 SERIALIZATION_VERSION = 1
@@ -24,6 +26,8 @@ DEFAULT_MIN_LENGTH = 1
 DEFAULT_MAX_LENGTH = 16
 
 Match = Tuple[int, int, str]
+# (start, end, word, key, freq, type_key): see Lexicon.match_entries.
+MatchEntry = Tuple[int, int, str, int, float, int]
 SoftLexiconSets = Tuple[List[str], List[str], List[str], List[str]]
 
 _SERIALIZED_KEYS = ("min_length", "max_length", "default_freq", "words", "freqs", "types")
@@ -264,18 +268,34 @@ class Lexicon:
         RETURNS (List[Tuple[int, int, str]]): `(start, end, word)`, end
             exclusive, sorted by (start, end).
         """
+        matcher = self._get_matcher()
+        if matcher is None:
+            return []
+        with _gc_paused():
+            return matcher.match(text)
+
+    def match_entries(self, text: str) -> List[MatchEntry]:
+        """`match`, with what the lattice records of each word:
+        `(start, end, word, key, freq, type_key)`, where key is the word's
+        hash_string and type_key the key of its (type, length)."""
+        matcher = self._get_matcher()
+        if matcher is None:
+            return []
+        with _gc_paused():
+            return matcher.match_entries(text)
+
+    def _get_matcher(self) -> Optional["_Matcher"]:
         matcher = self._matcher
         if matcher is None:
             if not self._freqs:
-                return []
+                return None
             # One thread builds the automaton (seconds for jieba's list);
             # the others wait for it instead of building their own.
             with self._matcher_lock:
                 if self._matcher is None:
-                    self._matcher = _Matcher(self._freqs)
+                    self._matcher = _Matcher(self._freqs, self._types)
                 matcher = self._matcher
-        with _gc_paused():
-            return matcher.match(text)
+        return matcher
 
     def soft_lexicon_sets(self, text: str) -> List[SoftLexiconSets]:
         """The SoftLexicon (Ma et al., ACL 2020) word sets of each character.
@@ -287,7 +307,17 @@ class Lexicon:
         text (str): Any text.
         RETURNS (List[Tuple[List[str], List[str], List[str], List[str]]]):
             One (B, M, E, S) tuple per character.
+
+        Deprecated: the tagger reads SoftLexicon sets from the lattice
+        (spacy_lexner.lexicon.Lattice), which this method is not used by.
         """
+        warnings.warn(
+            "Lexicon.soft_lexicon_sets is deprecated and will be removed in spacy-lexner 0.3: "
+            "build a spacy_lexner.lexicon.Lattice, which holds every matched word with its "
+            "offsets, instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         n_chars = len(text)
         with _gc_paused():
             begin: List[List[str]] = [[] for _ in range(n_chars)]
@@ -463,8 +493,8 @@ class _Matcher:
     halved, is the word's exclusive end offset in the text.
     """
 
-    def __init__(self, words: Iterable[str]) -> None:
-        words = list(words)
+    def __init__(self, freqs: Dict[str, float], types: Dict[str, str]) -> None:
+        words = list(freqs)
         chars = [char for char, _ in Counter("".join(words)).most_common()]
         k = math.isqrt(max(len(chars) - 1, 0)) + 1
         unknown = chr(_LETTER_BASE + 2 * k)
@@ -475,19 +505,31 @@ class _Matcher:
         self.pad = unknown
         self.automaton = ahocorasick.Automaton()
         keyed = sorted((word.translate(self.table), word) for word in words)
-        for key, word in keyed:
-            # The word is stored with its length so match() needs no slicing.
-            self.automaton.add_word(key, (len(word), word))
+        for encoded, word in keyed:
+            # The word is stored with what matches report, so they need no
+            # slicing or lookups: its length, key, frequency and type key.
+            length = len(word)
+            value = (length, word, hash_string(word), freqs[word], type_key(types.get(word), length))
+            self.automaton.add_word(encoded, value)
         self.automaton.make_automaton()
 
     def match(self, text: str) -> List[Match]:
         encoded = self.pad + text.translate(self.table)
         found = [
-            ((end := index >> 1) - length, end, word)
-            for index, (length, word) in self.automaton.iter(encoded)
+            ((end := index >> 1) - value[0], end, value[1])
+            for index, value in self.automaton.iter(encoded)
         ]
         # iter() reports matches by ascending end, so a stable sort on the
         # start alone yields (start, end) order, and int keys sort fastest.
+        found.sort(key=_BY_START)
+        return found
+
+    def match_entries(self, text: str) -> List[MatchEntry]:
+        encoded = self.pad + text.translate(self.table)
+        found = [
+            ((end := index >> 1) - length, end, word, key, freq, word_type)
+            for index, (length, word, key, freq, word_type) in self.automaton.iter(encoded)
+        ]
         found.sort(key=_BY_START)
         return found
 

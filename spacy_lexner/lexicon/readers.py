@@ -17,7 +17,8 @@ import math
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
-from ..excerpt import excerpt
+from ..util.excerpt import excerpt
+from ..util.text import read_utf8
 
 # (word, freq, type); freq and type are None when the line has no such column
 # and no default was given.
@@ -49,7 +50,7 @@ def read_lexicon_file(
         raise ValueError(
             f"default_freq must be a finite number > 0, got {excerpt(default_freq)}."
         )
-    text = _read_utf8(path)
+    text = read_utf8(path, LexiconFormatError)
     n_words = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
@@ -68,25 +69,6 @@ def read_lexicon_file(
             f"'#' comment lines). Add one word per line, optionally followed "
             f"by a frequency and/or a type, or remove the file from the config."
         )
-
-
-def _read_utf8(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        # Decoding the whole file at once is fast; the line number is
-        # recovered from the byte offset of the first bad byte.
-        lineno = data.count(b"\n", 0, err.start) + 1
-        bad = data[err.start : err.start + 2].hex(" ")
-        raise LexiconFormatError(
-            f"{path}:{lineno}: the file is not valid UTF-8 (bytes {bad}). "
-            f"Lexicon files must be UTF-8. Chinese word lists are often GBK "
-            f"(or GB18030) encoded; re-encode with "
-            f"`iconv -f GBK -t UTF-8 {path} > {path}.utf8` and use the new file."
-        ) from None
-    # Only a BOM at the very start is an encoding marker; keep any other.
-    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _parse_line(line: str, path: Path, lineno: int) -> LexiconEntry:

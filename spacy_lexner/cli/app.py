@@ -1,0 +1,266 @@
+"""The ``spacy-lexner`` command line. Commands are registered on ``app`` in
+this module; add new ones with ``@app.command(...)``.
+"""
+import time
+from enum import Enum
+from pathlib import Path
+from typing import List
+
+import typer
+from wasabi import msg
+
+from ..corpora.convert import ConversionError, ConversionStats, convert_file, detect_format, output_file
+from ..corpora.word2vec import TABLE_NAMES, Word2VecSettings, pretrain_vectors, read_texts, save_vectors
+
+app = typer.Typer(
+    name="spacy-lexner",
+    help="Lexicon-enhanced Chinese NER for spaCy.",
+    add_completion=False,
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Lexicon-enhanced Chinese NER for spaCy."""
+    # A callback keeps "convert" a sub-command even while it is the only one.
+
+
+class InputFormat(str, Enum):
+    bmes = "bmes"
+    bio = "bio"
+    weibo = "weibo"
+    cluener = "cluener"
+    auto = "auto"
+
+
+CONVERT_HELP = """Convert a Chinese NER corpus to a .spacy DocBin, one Doc per
+sentence and one token per character.
+
+Formats: bmes (char TAG per line, BMES/BIOES tags, e.g. Resume), bio (char
+TAG, BIO tags, e.g. MSRA), weibo (char+position digit TAB TAG, BIO), cluener
+(JSON lines), auto (guessed from the file name and content).
+
+Repair rule: an I-/M-/E- tag that does not continue an open entity of the
+same type (at sentence start, after O, after E-/S-, or after another type)
+opens a new entity of that type at that position (I-/M- read as B-, E- as
+S-). Repairs are counted in the summary; --strict makes the first one an
+error instead. Unknown tags, wrong column counts and non-UTF-8 bytes are
+always errors naming FILE:LINE.
+"""
+
+
+@app.command("convert", help=CONVERT_HELP)
+def convert_cli(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Corpus file"),
+    output_path: Path = typer.Argument(..., help="Output .spacy file, or a directory"),
+    fmt: InputFormat = typer.Option(InputFormat.auto, "--format", "-f", help="Input format"),
+    strict: bool = typer.Option(False, "--strict", help="Error on ill-formed tags instead of repairing them"),
+    lang: str = typer.Option("zh", "--lang", help="Language of the blank vocab"),
+) -> None:
+    fmt_name = fmt.value
+    try:
+        if fmt_name == "auto":
+            fmt_name = detect_format(input_path)
+            msg.info(f"Detected format: {fmt_name}")
+        stats = convert_file(input_path, output_path, fmt_name, strict=strict, lang=lang)
+    except ConversionError as err:  # includes an OUTPUT that would overwrite the input
+        msg.fail("Conversion failed", str(err), exits=1)
+    except OSError as err:  # unreadable input, unwritable output: a message, not a traceback
+        msg.fail("Conversion failed", str(err), exits=1)
+    print_summary(stats, output_file(input_path, output_path))
+
+
+def print_summary(stats: ConversionStats, target: Path) -> None:
+    """Print docs, chars, entities per label and repairs for a conversion."""
+    msg.good(f"Wrote {stats.n_docs} docs ({stats.n_chars} chars, {stats.n_ents} entities) to {target}")
+    if stats.labels:
+        rows = sorted(stats.labels.items())
+        msg.table(rows, header=("label", "entities"), aligns=("l", "r"))
+    else:
+        msg.warn("No entities: these docs are unlabelled; do not use them for training or evaluation")
+    if stats.n_repaired:
+        msg.warn(f"Repaired {stats.n_repaired} ill-formed tag(s) (see --help for the rule)")
+    else:
+        msg.text("Repaired 0 ill-formed tags")
+    if stats.n_dropped_overlaps:
+        msg.warn(f"Dropped {stats.n_dropped_overlaps} overlapping span(s), keeping the longer ones")
+
+
+class LexiconFallback(str, Enum):
+    jieba = "jieba"
+    none = "none"
+
+
+REPORT_HELP = """Interpretable evaluation of an NER pipeline on a .spacy test set.
+
+Writes to --output: report.json (per-type P/R/F, bucketed F1 for entity
+length, sentence length, entity density, OOV density, train frequency, label
+consistency and lexicon coverage, F1 per entity-coverage-ratio bucket, EECR,
+and every error grouped as boundary/type/missed/spurious), one PNG bar chart
+per attribute (two models side by side with --compare) and index.html.
+--train is the training set the model saw (read for statistics only).
+"""
+
+
+@app.command("report", help=REPORT_HELP)
+def report_cli(
+    model: str = typer.Argument(..., help="Pipeline directory or package name"),
+    test_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy file"),
+    train_path: Path = typer.Option(..., "--train", "-t", exists=True, dir_okay=False, help="Training .spacy file"),
+    output: Path = typer.Option(..., "--output", "-o", file_okay=False, help="Output directory"),
+    compare: str = typer.Option(None, "--compare", "-c", help="A second pipeline to compare with"),
+    buckets_path: Path = typer.Option(
+        None, "--buckets", exists=True, dir_okay=False,
+        help='JSON file of bucket edges per attribute, e.g. {"entity_length": [0, 2, 3, 5, null]}',
+    ),
+    lexicon_fallback: LexiconFallback = typer.Option(
+        LexiconFallback.jieba, "--lexicon-fallback",
+        help="Lexicon for the coverage attribute when the pipeline has none (none = n/a)",
+    ),
+    allow_label_mismatch: bool = typer.Option(
+        False, "--allow-label-mismatch", help="Warn instead of failing when the data has labels the model lacks",
+    ),
+    n_errors: int = typer.Option(10, "--n-errors", min=0, help="Sampled errors per kind shown in index.html"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
+) -> None:
+    try:
+        from ..evaluation import ReportError, load_buckets, run_report
+        from ..evaluation.plots import _require_matplotlib
+
+        _require_matplotlib()
+    except ImportError as err:
+        msg.fail("spacy-lexner report cannot run", str(err), exits=1)
+    if gpu_id >= 0:
+        import spacy
+
+        spacy.require_gpu(gpu_id)
+    try:
+        buckets = load_buckets(buckets_path) if buckets_path else None
+        report = run_report(
+            model, test_path, train_path, output, compare=compare, buckets=buckets,
+            lexicon_fallback=lexicon_fallback.value, allow_label_mismatch=allow_label_mismatch,
+            errors_per_kind=n_errors,
+        )
+    except ReportError as err:
+        msg.fail("Report failed", str(err), exits=1)
+    print_report_summary(report)
+
+
+def print_report_summary(report: dict) -> None:
+    """Overall and per-type scores, ECR buckets and EECR, in the terminal."""
+    data = report["data"]
+    msg.info(f"{data['n_docs']} test docs, {data['n_gold']} gold entities; lexicon: {data['lexicon']}")
+    for m in report["models"]:
+        o = m["overall"]
+        msg.divider(m["name"])
+        msg.text(f"P {100 * o['p']:.2f}  R {100 * o['r']:.2f}  F {100 * o['f']:.2f}")
+        rows = [(label, f"{100 * r['p']:.2f}", f"{100 * r['r']:.2f}", f"{100 * r['f']:.2f}", r["n_gold"])
+                for label, r in m["per_type"].items()]
+        msg.table(rows, header=("type", "P", "R", "F", "gold"), aligns=("l", "r", "r", "r", "r"))
+        rows = [(r["bucket"], r["n_gold"], f"{100 * r['f']:.2f}") for r in m["ecr_buckets"]]
+        msg.table(rows, header=("ECR bucket", "gold", "F"), aligns=("l", "r", "r"))
+        msg.text("errors: " + ", ".join(f"{k} {v}" for k, v in m["error_counts"].items()))
+    eecr = data["eecr"]["eecr"]
+    msg.text(f"EECR (train -> test): {'n/a' if eecr is None else f'{eecr:.4f}'}")
+    msg.good(f"Wrote {report['files']['json']}, {report['files']['html']} and the charts")
+
+
+# typer renders help with rich, which reads "[...]" as markup: hence "\\[".
+PRETRAIN_VECTORS_HELP = """Train char, bigram and lexicon-word vectors (word2vec
+skip-gram) on unlabelled text, for lexner_tagger's
+\\[initialize.components.lexner_tagger] pretrained_vectors = "OUTPUT".
+
+Inputs: .spacy DocBins (one text per Doc), .jsonl (a "text" field per line)
+or UTF-8 text (one text per line). Use train or unlabelled in-domain text,
+never dev or test text. The widths must match the config's char_width,
+bigram_width and word_width. Needs gensim (pip install 'spacy-lexner\\[vectors]').
+"""
+
+
+@app.command("pretrain-vectors", help=PRETRAIN_VECTORS_HELP)
+def pretrain_vectors_cli(
+    output: Path = typer.Argument(..., dir_okay=False, help="Output .npz file"),
+    inputs: List[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Text files"),
+    lexicons: List[Path] = typer.Option(
+        [], "--lexicon", "-l", exists=True, dir_okay=False, help="A word list added to jieba's for segmentation"
+    ),
+    char_width: int = typer.Option(Word2VecSettings.char_width, "--char-width", min=1),
+    bigram_width: int = typer.Option(Word2VecSettings.bigram_width, "--bigram-width", min=1),
+    word_width: int = typer.Option(Word2VecSettings.word_width, "--word-width", min=1),
+    window: int = typer.Option(Word2VecSettings.window, "--window", min=1),
+    epochs: int = typer.Option(Word2VecSettings.epochs, "--epochs", min=1),
+    min_count: int = typer.Option(Word2VecSettings.min_count, "--min-count", min=1),
+    workers: int = typer.Option(Word2VecSettings.workers, "--workers", min=1, help="word2vec threads"),
+    seed: int = typer.Option(Word2VecSettings.seed, "--seed"),
+) -> None:
+    if output.suffix != ".npz":
+        msg.fail(f"The output must be an .npz file, got {output}", exits=1)
+    settings = Word2VecSettings(
+        char_width=char_width, bigram_width=bigram_width, word_width=word_width, window=window,
+        epochs=epochs, min_count=min_count, workers=workers, seed=seed,
+    )
+    start = time.perf_counter()
+    try:
+        texts = read_texts(inputs)
+        msg.info(f"{len(texts)} texts, {sum(map(len, texts)):,} chars")
+        arrays = pretrain_vectors(texts, extra_lexicons=lexicons, settings=settings)
+    except (ImportError, ValueError) as err:
+        msg.fail("Cannot train vectors", str(err), exits=1)
+    save_vectors(arrays, output, settings)
+    sizes = ", ".join(f"{len(arrays[f'{name}_keys'])} {name}" for name in TABLE_NAMES)
+    msg.good(f"Wrote {output} ({sizes}) in {time.perf_counter() - start:.1f}s")
+
+
+MERGE_HELP = """Combine lexner_tagger pipelines trained separately (one config,
+different seeds: --system.seed) into one pipeline whose tagger is an
+ensemble (spacy-lexner.LexiconTaggerEnsemble.v1): it averages the members'
+emission and CRF scores and decodes once. Inference costs one forward pass
+per member. The output is an ordinary pipeline directory (spacy.load,
+spacy package); its other components and settings come from the first input.
+"""
+
+
+@app.command("merge-ensemble", help=MERGE_HELP)
+def merge_ensemble_cli(
+    output: Path = typer.Argument(..., file_okay=False, help="Output pipeline directory"),
+    models: List[Path] = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline directories"),
+    name: str = typer.Option("lexner_tagger", "--name", "-n", help="The tagger component's name"),
+) -> None:
+    import spacy
+
+    from ..pipeline.merge import merge_taggers
+
+    try:
+        nlp = merge_taggers([spacy.load(path) for path in models], name=name)
+    except ValueError as err:
+        msg.fail("Cannot merge these pipelines", str(err), exits=1)
+    output.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(output)
+    msg.good(f"Wrote a {len(models)}-member ensemble of '{name}' to {output}")
+
+
+CLEAN_STRINGS_HELP = """Copy a saved pipeline without the text that leaked into
+its StringStore (vocab/strings.json). Pipelines saved by spacy-lexner 0.1.0
+hold every sentence their lexner_tagger trained and was evaluated on there,
+verbatim. The copy keeps single characters, strings the tokenizer reads as
+one token, vector keys and labels; it is checked to give the same entities
+as the input on the removed texts. The input is never changed.
+"""
+
+
+@app.command("clean-strings", help=CLEAN_STRINGS_HELP)
+def clean_strings_cli(
+    input_path: Path = typer.Argument(..., exists=True, file_okay=False, help="Saved pipeline directory"),
+    output_path: Path = typer.Argument(..., help="New directory for the cleaned copy"),
+) -> None:
+    from ..pipeline.clean_strings import clean_strings
+
+    try:
+        report = clean_strings(input_path, output_path)
+    except ValueError as err:
+        msg.fail("Cannot clean the pipeline", str(err), exits=1)
+    msg.good(
+        f"Wrote {output_path}: removed {report.n_removed:,} of {report.n_strings:,} strings "
+        f"(the longest {report.longest_removed:,} chars); same entities on {report.n_checked:,} test texts"
+    )
