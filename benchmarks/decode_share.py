@@ -9,6 +9,7 @@ share is decode time / component time, and also decode time / time of
 the whole pipeline (for crf_ner over a listener, the shared tok2vec runs in
 its own component). The thread count is fixed and printed.
 """
+
 import argparse
 import time
 from contextlib import contextmanager
@@ -24,7 +25,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--texts", type=Path, default=REPO.parent / "shared" / "data" / "resume" / "test.char.bmes")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=2, help="passes over the texts per batch size; the fastest counts")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="passes over the texts per batch size; the fastest counts"
+    )
     return parser.parse_args()
 
 
@@ -64,12 +67,15 @@ def timed(module, name: str, totals: Dict[str, float]) -> Iterator[None]:
 
 def measure(model_dir: Path, texts: List[str], batch_size: int, repeat: int) -> Dict[str, float]:
     import spacy
+
     from spacy_lexner.models import decoders
     from spacy_lexner.pipeline import crf_ner, lexner_tagger
     from spacy_lexner.util import tags
 
     nlp = spacy.load(model_dir)
-    name, pipe = next((n, p) for n, p in nlp.pipeline if isinstance(p, (lexner_tagger.LexiconTagger, crf_ner.CRFEntityRecognizer)))
+    name, pipe = next(
+        (n, p) for n, p in nlp.pipeline if isinstance(p, (lexner_tagger.LexiconTagger, crf_ner.CRFEntityRecognizer))
+    )
     best = None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -96,12 +102,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     texts = read_texts(args.texts)
     print(f"torch threads: {args.threads}; {len(texts)} texts, {sum(map(len, texts)):,} chars from {args.texts}\n")
-    print("| pipeline | component | batch size | component time (s) | decode time (s) | decode share of component | of whole pipeline |")
+    print(
+        "| pipeline | component | batch size | component time (s) | decode time (s) | decode share of component | of whole pipeline |"
+    )
     print("|---|---|---|---|---|---|---|")
     for model_dir in args.models:
         for batch_size in args.batch_sizes:
             r = measure(model_dir, texts, batch_size, args.repeat)
-            print(f"| {model_dir} | {r['component']} | {batch_size} | {r['component_s']:.2f} | {r['decode_s']:.2f} | {100 * r['share']:.1f}% | {100 * r['pipeline_share']:.1f}% |", flush=True)
+            print(
+                f"| {model_dir} | {r['component']} | {batch_size} | {r['component_s']:.2f} | {r['decode_s']:.2f} | {100 * r['share']:.1f}% | {100 * r['pipeline_share']:.1f}% |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

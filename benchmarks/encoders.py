@@ -13,6 +13,7 @@ step / last step: spaCy's console log has no clock), training throughput in
 sentences/s (sentences seen / wall time), inference chars/s and peak RSS.
 --jobs 2 trains two models at a time: each with --threads threads.
 """
+
 import argparse
 import json
 import re
@@ -28,8 +29,22 @@ from run_benchmark import DATASETS, REPO, convert, evaluate, thread_env  # noqa:
 ENCODERS = {
     "bilstm": {"@architectures": "spacy-lexner.BiLSTMEncoder.v1", "hidden_width": 200, "depth": 1, "dropout": 0.5},
     "idcnn": {"@architectures": "spacy-lexner.IDCNNEncoder.v1", "width": 256, "n_blocks": 4, "dropout": 0.3},
-    "tener": {"@architectures": "spacy-lexner.TENEREncoder.v1", "width": 128, "depth": 2, "n_heads": 4, "ff_width": 256, "dropout": 0.15},
-    "flat": {"@architectures": "spacy-lexner.FLATEncoder.v1", "width": 160, "depth": 1, "n_heads": 8, "ff_width": 480, "dropout": 0.15},
+    "tener": {
+        "@architectures": "spacy-lexner.TENEREncoder.v1",
+        "width": 128,
+        "depth": 2,
+        "n_heads": 4,
+        "ff_width": 256,
+        "dropout": 0.15,
+    },
+    "flat": {
+        "@architectures": "spacy-lexner.FLATEncoder.v1",
+        "width": 160,
+        "depth": 1,
+        "n_heads": 8,
+        "ff_width": 480,
+        "dropout": 0.15,
+    },
 }
 
 
@@ -46,7 +61,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def train(name: str, encoder: str, lexicon: bool, paths: Dict[str, Path], out_dir: Path, steps: int, threads: int) -> Dict:
+def train(
+    name: str, encoder: str, lexicon: bool, paths: Dict[str, Path], out_dir: Path, steps: int, threads: int
+) -> Dict:
     overrides = {
         "components.lexner_tagger.model.encoder": ENCODERS[encoder],
         "components.lexner_tagger.model.embed.use_lexicon": lexicon,
@@ -57,9 +74,21 @@ def train(name: str, encoder: str, lexicon: bool, paths: Dict[str, Path], out_di
     for key, value in overrides.items():
         cfg_args += [f"--{key}", json.dumps(value)]
     cmd = [
-        sys.executable, str(REPO / "benchmarks" / "measure.py"), "--",
-        sys.executable, "-m", "spacy", "train", str(REPO / "configs" / f"{name}.cfg"), "--output", str(out_dir / "model"),
-        "--paths.train", str(paths["train"]), "--paths.dev", str(paths["dev"]), *cfg_args,
+        sys.executable,
+        str(REPO / "benchmarks" / "measure.py"),
+        "--",
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(REPO / "configs" / f"{name}.cfg"),
+        "--output",
+        str(out_dir / "model"),
+        "--paths.train",
+        str(paths["train"]),
+        "--paths.dev",
+        str(paths["dev"]),
+        *cfg_args,
     ]
     log = out_dir / "train.log"
     with log.open("w") as log_file:
@@ -92,7 +121,9 @@ def main() -> None:
         paths = convert(args.data_dir, name, args.output / name / "corpus")
         for encoder in args.encoders:
             for lexicon in (True, False):
-                jobs.append((name, encoder, lexicon, paths, args.output / name / f"{encoder}-{'lex' if lexicon else 'nolex'}"))
+                jobs.append(
+                    (name, encoder, lexicon, paths, args.output / name / f"{encoder}-{'lex' if lexicon else 'nolex'}")
+                )
     if not args.skip_train:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = [pool.submit(train, n, e, lx, p, d, int(budgets[n]), args.threads) for n, e, lx, p, d in jobs]
@@ -106,17 +137,29 @@ def main() -> None:
         stats = json.loads((out_dir / "train.json").read_text())
         n_train = len(DocBin().from_disk(paths["train"]))
         scores = evaluate(out_dir / "model" / "model-best", paths["test"])
-        results.append({"dataset": name, "encoder": encoder, "lexicon": lexicon, **stats, **scores,
-                        "train_sentences_per_s": stats["last_epoch"] * n_train / stats["wall_s"]})
+        results.append(
+            {
+                "dataset": name,
+                "encoder": encoder,
+                "lexicon": lexicon,
+                **stats,
+                **scores,
+                "train_sentences_per_s": stats["last_epoch"] * n_train / stats["wall_s"],
+            }
+        )
         print(json.dumps({k: v for k, v in results[-1].items() if k != "per_type"}), flush=True)
     (args.output / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\ntorch threads per training run: {args.threads}; parallel runs: {args.jobs}\n")
-    print("| dataset | encoder | lexicon | test F1 | train wall (min) | to best dev (min) | train sents/s | chars/s (nlp.pipe) | peak RSS (MB) |")
+    print(
+        "| dataset | encoder | lexicon | test F1 | train wall (min) | to best dev (min) | train sents/s | chars/s (nlp.pipe) | peak RSS (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         to_best = r["wall_s"] * r["best_step"] / max(r["last_step"], 1) / 60
-        print(f"| {r['dataset']} | {r['encoder']} | {'yes' if r['lexicon'] else 'no'} | {r['f']:.2f} | {r['wall_s'] / 60:.1f} | "
-              f"{to_best:.1f} | {r['train_sentences_per_s']:.0f} | {r['chars_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} |")
+        print(
+            f"| {r['dataset']} | {r['encoder']} | {'yes' if r['lexicon'] else 'no'} | {r['f']:.2f} | {r['wall_s'] / 60:.1f} | "
+            f"{to_best:.1f} | {r['train_sentences_per_s']:.0f} | {r['chars_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ Each PIPELINE_DIR holds a trained spacy-lexner.LexiconTaggerEnsemble.v1
 alone is decoded with its own emissions and its own CRF; the ensemble with
 the averages, as the pipe does (see ensemble_potentials.py).
 """
+
 import spacy
 import torch
-from spacy.tokens import DocBin
-
 from ensemble_potentials import ensemble_f1, model_potentials, parse_args, whole_text_docs
+from spacy.tokens import DocBin
 
 
 def main() -> None:

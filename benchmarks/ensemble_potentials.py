@@ -12,6 +12,7 @@ printed, then the mean F1 per ensemble size. Reporting the mean per size
 This is a measurement, not a component: an ensemble of k models costs k
 times the inference time.
 """
+
 import argparse
 import itertools
 from pathlib import Path
@@ -27,9 +28,9 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from thinc.api import Model
 
+from spacy_lexner.lexicon import Lattice
 from spacy_lexner.models.decoders import _lengths_to_mask
 from spacy_lexner.models.pytorch.crf import viterbi_decode
-from spacy_lexner.lexicon import Lattice
 
 Potentials = Tuple[torch.Tensor, numpy.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -84,7 +85,10 @@ def ensemble_f1(nlp: Language, members: List[Potentials], texts: Sequence[str], 
     examples = []
     for text, reference, path in zip(texts, gold, paths):
         doc = nlp.make_doc(text)
-        spans = [doc.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in scheme.decode(path[: len(text)])]
+        spans = [
+            doc.char_span(s, e, label=label, alignment_mode="expand")
+            for s, e, label in scheme.decode(path[: len(text)])
+        ]
         doc.ents = [span for span in spans if span is not None]
         examples.append(Example(doc, reference))
     return Scorer.score_spans(examples, "ents")["ents_f"] * 100

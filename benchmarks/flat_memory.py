@@ -8,6 +8,7 @@ forward+backward pass over one batch of sentences of that length, cut from
 Resume train, with jieba's lexicon. Reported: lattice size (chars + words),
 peak RSS of the process above its RSS after loading, and the time of the pass.
 """
+
 import argparse
 import json
 import resource
@@ -27,9 +28,22 @@ def one_length(length: int, batch: int, data: Path) -> dict:
     chars = "".join(line.split()[0] for line in data.read_text(encoding="utf8").splitlines() if line.strip())
     texts = [chars[i * length : (i + 1) * length] for i in range(batch)]
     nlp = spacy.blank("zh")
-    nlp.add_pipe("lexner_tagger", config={"window_size": max(length, 256), "model": {"encoder": {
-        "@architectures": "spacy-lexner.FLATEncoder.v1", "width": 160, "n_heads": 8, "depth": 1, "ff_width": 480,
-        "max_words": 10 * length}}})
+    nlp.add_pipe(
+        "lexner_tagger",
+        config={
+            "window_size": max(length, 256),
+            "model": {
+                "encoder": {
+                    "@architectures": "spacy-lexner.FLATEncoder.v1",
+                    "width": 160,
+                    "n_heads": 8,
+                    "depth": 1,
+                    "ff_width": 480,
+                    "max_words": 10 * length,
+                }
+            },
+        },
+    )
     examples = [Example.from_dict(nlp.make_doc(t), {"entities": [(0, 2, "ORG")]}) for t in texts]
     nlp.initialize(lambda: examples)
     tagger = nlp.get_pipe("lexner_tagger")
@@ -42,8 +56,15 @@ def one_length(length: int, batch: int, data: Path) -> dict:
     tagger.update(examples)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"length": length, "batch": batch, "words_per_text": n_words, "peak_rss_mb": peak / 1024,
-            "extra_rss_mb": (peak - base) / 1024, "seconds": seconds, "threads": torch.get_num_threads()}
+    return {
+        "length": length,
+        "batch": batch,
+        "words_per_text": n_words,
+        "peak_rss_mb": peak / 1024,
+        "extra_rss_mb": (peak - base) / 1024,
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -61,15 +82,33 @@ def main() -> None:
         print(json.dumps(one_length(args.one, args.batch, args.data)))
         return
     print(f"torch threads: {args.threads}; batch {args.batch}\n")
-    print("| sentence length (chars) | lexicon words per text | lattice length | peak RSS (MB) | RSS added by one train step (MB) | step time (s) |")
+    print(
+        "| sentence length (chars) | lexicon words per text | lattice length | peak RSS (MB) | RSS added by one train step (MB) | step time (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for length in args.lengths:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(length), "--batch", str(args.batch), "--threads", str(args.threads), "--data", str(args.data)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(length),
+                "--batch",
+                str(args.batch),
+                "--threads",
+                str(args.threads),
+                "--data",
+                str(args.data),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {length} | {r['words_per_text']:.0f} | {length + r['words_per_text']:.0f} | {r['peak_rss_mb']:.0f} | {r['extra_rss_mb']:.0f} | {r['seconds']:.2f} |", flush=True)
+        print(
+            f"| {length} | {r['words_per_text']:.0f} | {length + r['words_per_text']:.0f} | {r['peak_rss_mb']:.0f} | {r['extra_rss_mb']:.0f} | {r['seconds']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

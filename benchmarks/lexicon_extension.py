@@ -8,6 +8,7 @@ to the trained pipeline's lexicon at load time (no retraining), and reports
 test P/R/F1 before and after, plus the same with the lexicon emptied, to show
 how much the trained model leans on the lexicon.
 """
+
 import argparse
 import tempfile
 from collections import Counter, defaultdict
@@ -48,7 +49,8 @@ def main() -> None:
     parser.add_argument("test", type=Path)
     parser.add_argument("--pipe", default="lexner_tagger")
     parser.add_argument(
-        "--type-map", default="",
+        "--type-map",
+        default="",
         help="label=type pairs, e.g. NAME=nr,LOC=ns,ORG=nt: give added words the jieba POS types the model was trained with",
     )
     args = parser.parse_args()

@@ -6,6 +6,7 @@ Text: the Resume NER training set (first column of train.char.bmes), matched
 as one joined string and sentence by sentence, plus random text of the same
 length (80% CJK ideographs, 20% ASCII). Throughput is the best of 3 runs.
 """
+
 import argparse
 import random
 import sys
@@ -41,8 +42,7 @@ def random_text(n_chars: int, seed: int = 0) -> str:
     rng = random.Random(seed)
     ascii_chars = [chr(c) for c in range(0x20, 0x7F)]
     return "".join(
-        chr(rng.randint(0x4E00, 0x9FFF)) if rng.random() < 0.8 else rng.choice(ascii_chars)
-        for _ in range(n_chars)
+        chr(rng.randint(0x4E00, 0x9FFF)) if rng.random() < 0.8 else rng.choice(ascii_chars) for _ in range(n_chars)
     )
 
 
@@ -55,9 +55,7 @@ def best_time(func: Callable[[], object]) -> float:
     return min(times)
 
 
-def throughput_rows(
-    lexicon: Lexicon, texts: List[Tuple[str, List[str]]]
-) -> List[Tuple[str, str, int, float]]:
+def throughput_rows(lexicon: Lexicon, texts: List[Tuple[str, List[str]]]) -> List[Tuple[str, str, int, float]]:
     """(method, text name, chars, chars/s) for match, match_entries and
     building a Lattice of 256 texts at a time (what the tagger does per batch)."""
     rows = []
@@ -101,10 +99,7 @@ def main() -> None:
 
     print(f"jieba lexicon: {len(lexicon)} words, default_freq={lexicon.default_freq}")
     print(f"  load dict.txt {load_s:.2f} s | build automaton {build_s:.2f} s")
-    print(
-        f"  to_bytes {to_bytes_s:.2f} s ({len(data) / 1e6:.1f} MB) | "
-        f"from_bytes {from_bytes_s:.2f} s"
-    )
+    print(f"  to_bytes {to_bytes_s:.2f} s ({len(data) / 1e6:.1f} MB) | from_bytes {from_bytes_s:.2f} s")
     texts = [
         ("resume train, joined", [joined]),
         ("resume train, per sentence", sentences),

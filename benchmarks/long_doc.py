@@ -19,6 +19,7 @@ Without --model the pipeline is lexner_tagger with the default architecture
 and a 2,000-word file lexicon built from the text's own bigrams: speed and
 memory do not depend on the weights.
 """
+
 import argparse
 import json
 import resource
@@ -27,7 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-SENTENCES = ["张三在北京大学工作。", "李四去了上海，见到了王五！", "南京市长江大桥于1968年建成；", "iPhone 14在2022年9月发布\n"]
+SENTENCES = [
+    "张三在北京大学工作。",
+    "李四去了上海，见到了王五！",
+    "南京市长江大桥于1968年建成；",
+    "iPhone 14在2022年9月发布\n",
+]
 
 
 def make_text(n_chars: int) -> str:
@@ -85,12 +91,21 @@ def child(args: argparse.Namespace) -> None:
     embed_width = tagger.model.get_ref("embed").get_dim("nO")
     hidden = tagger.model.get_ref("encoder").get_dim("nO")
     unbounded = len(text) * (embed_width + hidden) * 4 / 2**20
-    print(json.dumps({
-        "chars": len(text), "ents": len(doc.ents), "seconds": round(seconds, 2),
-        "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(peak, 1),
-        "growth_mb": round(peak - baseline, 1), "unbounded_estimate_mb": round(unbounded, 1),
-        "window_size": tagger.window_size, "batch_chars": tagger.batch_chars,
-    }))
+    print(
+        json.dumps(
+            {
+                "chars": len(text),
+                "ents": len(doc.ents),
+                "seconds": round(seconds, 2),
+                "baseline_rss_mb": round(baseline, 1),
+                "peak_rss_mb": round(peak, 1),
+                "growth_mb": round(peak - baseline, 1),
+                "unbounded_estimate_mb": round(unbounded, 1),
+                "window_size": tagger.window_size,
+                "batch_chars": tagger.batch_chars,
+            }
+        )
+    )
 
 
 def run(chars: int, model: str = "", threads: int = 1) -> dict:

@@ -5,6 +5,7 @@
 Peak RSS comes from getrusage(RUSAGE_CHILDREN) in this fresh process, so it is
 the peak of exactly that one command (and its own children).
 """
+
 import json
 import resource
 import subprocess

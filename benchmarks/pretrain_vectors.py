@@ -10,6 +10,7 @@ model initialised from these vectors is still evaluated on unseen text.
 The files are read with the same readers as ``convert``, so the text (e.g.
 Weibo without position digits) is what the tagger sees.
 """
+
 import argparse
 import json
 import logging
@@ -56,8 +57,12 @@ def main() -> None:
     texts = train_texts(args.data_dir)
     print(f"{len(texts)} texts, {sum(map(len, texts))} chars", flush=True)
     settings = Word2VecSettings(
-        char_width=args.width, bigram_width=args.width, word_width=args.width,
-        workers=args.workers, epochs=args.epochs, seed=args.seed,
+        char_width=args.width,
+        bigram_width=args.width,
+        word_width=args.width,
+        workers=args.workers,
+        epochs=args.epochs,
+        seed=args.seed,
     )
     arrays = pretrain_vectors(texts, settings=settings)
     save_vectors(arrays, args.output, settings)

@@ -17,6 +17,7 @@ into one ensemble pipeline (``spacy-lexner merge-ensemble``). The spaCy ``ner`` 
 The torch/BLAS thread count is fixed (``--threads``, default 1) and printed:
 with another process busy, 2 threads can be far slower than 1.
 """
+
 import argparse
 import json
 import os
@@ -30,7 +31,12 @@ from typing import Dict, List, Sequence
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = {
     "resume": ("resume/train.char.bmes", "resume/dev.char.bmes", "resume/test.char.bmes", "bmes"),
-    "weibo": ("weibo/weiboNER_2nd_conll.train", "weibo/weiboNER_2nd_conll.dev", "weibo/weiboNER_2nd_conll.test", "weibo"),
+    "weibo": (
+        "weibo/weiboNER_2nd_conll.train",
+        "weibo/weiboNER_2nd_conll.dev",
+        "weibo/weiboNER_2nd_conll.test",
+        "weibo",
+    ),
 }
 
 
@@ -42,15 +48,21 @@ DATASETS = {
 # `spacy-lexner merge-ensemble`; "lexner_ens_joint" trains a two-member
 # spacy-lexner.LexiconTaggerEnsemble.v1 in one process (config overrides).
 SYSTEMS = {
-    "lexner": "{dataset}.cfg", "lexner_w2v": "{dataset}.cfg", "lexner_ens": "{dataset}.cfg",
-    "lexner_ens_joint": "{dataset}.cfg", "crf_ner": "crf_ner.cfg", "spacy_ner": None,
+    "lexner": "{dataset}.cfg",
+    "lexner_w2v": "{dataset}.cfg",
+    "lexner_ens": "{dataset}.cfg",
+    "lexner_ens_joint": "{dataset}.cfg",
+    "crf_ner": "crf_ner.cfg",
+    "spacy_ner": None,
 }
 PRETRAINS_VECTORS = {"lexner_w2v", "lexner_ens", "lexner_ens_joint"}
 MERGED_SEEDS = {"lexner_ens": (0, 1, 2)}
 OVERRIDES = {
     "lexner_ens_joint": [
-        "--components.lexner_tagger.model.@architectures", "spacy-lexner.LexiconTaggerEnsemble.v1",
-        "--components.lexner_tagger.model.n_members", "2",
+        "--components.lexner_tagger.model.@architectures",
+        "spacy-lexner.LexiconTaggerEnsemble.v1",
+        "--components.lexner_tagger.model.n_members",
+        "2",
     ],
 }
 DEFAULT_SYSTEMS = ["lexner", "lexner_w2v", "lexner_ens", "spacy_ner"]
@@ -103,8 +115,14 @@ def measured(cmd: List[str], log: Path, threads: int, what: str) -> Dict:
 
 def pretrain_vectors(data_dir: Path, output: Path, threads: int) -> Dict:
     cmd = [
-        sys.executable, str(REPO / "benchmarks" / "pretrain_vectors.py"),
-        "--data-dir", str(data_dir), "--output", str(output), "--workers", str(threads),
+        sys.executable,
+        str(REPO / "benchmarks" / "pretrain_vectors.py"),
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(output),
+        "--workers",
+        str(threads),
     ]
     return measured(cmd, output.with_suffix(".log"), threads, "Pretraining vectors")
 
@@ -121,12 +139,36 @@ def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads
     else:
         config = out_dir.parent / "spacy_ner.cfg"
         subprocess.run(
-            [sys.executable, "-m", "spacy", "init", "config", "-l", "zh", "-p", "ner", "-o", "efficiency", str(config), "-F"],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "spacy",
+                "init",
+                "config",
+                "-l",
+                "zh",
+                "-p",
+                "ner",
+                "-o",
+                "efficiency",
+                str(config),
+                "-F",
+            ],
+            check=True,
+            capture_output=True,
         )
     cmd = [
-        sys.executable, "-m", "spacy", "train", str(config),
-        "--paths.train", str(paths["train"]), "--paths.dev", str(paths["dev"]), *extra, *OVERRIDES.get(system, []),
+        sys.executable,
+        "-m",
+        "spacy",
+        "train",
+        str(config),
+        "--paths.train",
+        str(paths["train"]),
+        "--paths.dev",
+        str(paths["dev"]),
+        *extra,
+        *OVERRIDES.get(system, []),
     ]
     log = out_dir.parent / f"{system}.train.log"
     if system in MERGED_SEEDS:
@@ -152,14 +194,21 @@ def train_and_merge(cmd: List[str], out_dir: Path, seeds: Sequence[int], threads
     with ThreadPoolExecutor(len(seeds)) as pool:
         runs = [
             pool.submit(
-                measured, [*cmd, "--output", str(member), "--system.seed", str(seed)],
-                member.with_suffix(".train.log"), member_threads, f"{what} (seed {seed})",
+                measured,
+                [*cmd, "--output", str(member), "--system.seed", str(seed)],
+                member.with_suffix(".train.log"),
+                member_threads,
+                f"{what} (seed {seed})",
             )
             for seed, member in zip(seeds, members)
         ]
         member_stats = [run.result() for run in runs]
     merge_cmd = [
-        sys.executable, "-m", "spacy_lexner", "merge-ensemble", str(out_dir / "model-best"),
+        sys.executable,
+        "-m",
+        "spacy_lexner",
+        "merge-ensemble",
+        str(out_dir / "model-best"),
         *(str(member / "model-best") for member in members),
     ]
     merge_stats = measured(merge_cmd, out_dir.parent / f"{out_dir.name}.merge.log", threads, f"Merging {what}")
@@ -191,7 +240,9 @@ def evaluate(model_dir: Path, test_path: Path) -> Dict:
         seconds = min(seconds, time.perf_counter() - start)
     scores = nlp.evaluate([Example(nlp.make_doc(d.text), d) for d in gold])
     return {
-        "p": scores["ents_p"] * 100, "r": scores["ents_r"] * 100, "f": scores["ents_f"] * 100,
+        "p": scores["ents_p"] * 100,
+        "r": scores["ents_r"] * 100,
+        "f": scores["ents_f"] * 100,
         "per_type": scores["ents_per_type"],
         "chars_per_s": sum(map(len, texts)) / seconds,
         "size_mb": dir_size_mb(model_dir),
@@ -228,7 +279,9 @@ def main() -> None:
 
 def print_table(results: List[Dict], threads: int) -> None:
     print(f"\ntorch/BLAS threads: {threads}\n")
-    print("| dataset | system | test P | test R | test F1 | train wall (min) | chars/s (nlp.pipe) | speed ratio vs ner | model size (MB) | train peak RSS (MB) |")
+    print(
+        "| dataset | system | test P | test R | test F1 | train wall (min) | chars/s (nlp.pipe) | speed ratio vs ner | model size (MB) | train peak RSS (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r["dataset"], r["system"]): r for r in results}
     for r in results:

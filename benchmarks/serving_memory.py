@@ -9,6 +9,7 @@ Texts are random 10-60 character stretches of the Resume test set (or any
 distinct, as a server's traffic is. The thread check compares each thread's
 entities with sequential nlp() calls and reports mismatches and errors.
 """
+
 import argparse
 import json
 import random
@@ -50,10 +51,15 @@ def vocab_growth(nlp, texts: List[str], every: int) -> List[Dict]:
         chunk = texts[start : start + every]
         for doc in nlp.pipe(chunk, batch_size=64):
             seen.update(doc.text)
-        rows.append({
-            "texts": start + len(chunk), "distinct_chars": len(seen), "lexemes": len(nlp.vocab),
-            "strings": len(nlp.vocab.strings), "rss_mb": rss_mb(),
-        })
+        rows.append(
+            {
+                "texts": start + len(chunk),
+                "distinct_chars": len(seen),
+                "lexemes": len(nlp.vocab),
+                "strings": len(nlp.vocab.strings),
+                "rss_mb": rss_mb(),
+            }
+        )
     return rows
 
 
@@ -89,9 +95,14 @@ def thread_check(model: Path, texts: List[str], n_threads: int) -> Dict:
     mismatches = sum(a != b for k in results for a, b in zip(results[k], expected))
     missing = sum(len(texts) - len(results.get(k, [])) for k in range(n_threads))
     return {
-        "threads": n_threads, "calls": len(texts) * n_threads, "wall_s": round(wall, 2),
-        "chars_per_s": round(n_chars / wall), "errors": len(errors), "first_error": errors[:1],
-        "mismatches": mismatches, "missing": missing,
+        "threads": n_threads,
+        "calls": len(texts) * n_threads,
+        "wall_s": round(wall, 2),
+        "chars_per_s": round(n_chars / wall),
+        "errors": len(errors),
+        "first_error": errors[:1],
+        "mismatches": mismatches,
+        "missing": missing,
     }
 
 

@@ -11,6 +11,7 @@ time spent in the optimizer step of the torch layers (our shim's
 ``finish_update``: thinc's Adam, averages and clipping, or lazy_adam) and in
 torch's backward pass, per step.
 """
+
 import argparse
 import cProfile
 import pstats
@@ -25,7 +26,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "resume.cfg")
     parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--sparse-updates", choices=["true", "false"], default="true", help="SoftLexiconEmbed.v2's sparse_updates")
+    parser.add_argument(
+        "--sparse-updates", choices=["true", "false"], default="true", help="SoftLexiconEmbed.v2's sparse_updates"
+    )
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -66,11 +69,19 @@ def main() -> None:
     run(args.steps)
     profile.disable()
     stats = pstats.Stats(profile).stats
-    optimizer_s = sum(v[3] for (path, _, name), v in stats.items() if name == "finish_update" and path.endswith("torch_utils.py"))
-    backward_s = sum(v[3] for (_, _, name), v in stats.items() if name == "<method 'run_backward' of 'torch._C._EngineBase' objects>")
-    print(f"{args.config.name}, sparse_updates = {args.sparse_updates}, torch threads: {args.threads}, steps: {args.steps}")
+    optimizer_s = sum(
+        v[3] for (path, _, name), v in stats.items() if name == "finish_update" and path.endswith("torch_utils.py")
+    )
+    backward_s = sum(
+        v[3] for (_, _, name), v in stats.items() if name == "<method 'run_backward' of 'torch._C._EngineBase' objects>"
+    )
+    print(
+        f"{args.config.name}, sparse_updates = {args.sparse_updates}, torch threads: {args.threads}, steps: {args.steps}"
+    )
     print(f"s/step: {per_step:.3f}")
-    print(f"under cProfile, per step: optimizer step {optimizer_s / args.steps:.3f} s, torch backward {backward_s / args.steps:.3f} s")
+    print(
+        f"under cProfile, per step: optimizer step {optimizer_s / args.steps:.3f} s, torch backward {backward_s / args.steps:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
 
 Trains lexner_tagger with and without spacy-lexner.VisualGateEmbed.v1 on
 generated sentences whose entity is ANIMAL or PER depending only on the image
-vector (spacy_lexner/multimodal/synthetic.py), and prints the held-out label
+vector (spacy_lexner/corpora/synthetic.py), and prints the held-out label
 accuracy of both. Text alone can only reach chance (50%).
 """
+
 import argparse
 import random
 import time

@@ -12,6 +12,7 @@ for every dataset: MSRA has no dev or test set here (dev is carved off the
 end of train, test.spacy is a copy of dev), and CLUENER's test split is
 unlabelled (its dev split becomes test.spacy, dev is carved off train).
 """
+
 import hashlib
 import json
 import tempfile
@@ -22,10 +23,10 @@ from typing import Dict, Optional
 
 import typer
 from spacy.tokens import DocBin
+from split_dev import carve_dev
 from wasabi import msg
 
 from spacy_lexner.corpora.convert import ConversionError, blank_vocab, docs_from_file
-from split_dev import carve_dev
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,7 @@ class DatasetSpec:
 
 SPECS: Dict[str, DatasetSpec] = {
     "resume": DatasetSpec("bmes", "train.char.bmes", "dev.char.bmes", "test.char.bmes"),
-    "weibo": DatasetSpec(
-        "weibo", "weiboNER_2nd_conll.train", "weiboNER_2nd_conll.dev", "weiboNER_2nd_conll.test"
-    ),
+    "weibo": DatasetSpec("weibo", "weiboNER_2nd_conll.train", "weiboNER_2nd_conll.dev", "weiboNER_2nd_conll.test"),
     "msra": DatasetSpec("bio", "msra_train_bio", None, None, n_dev=3000),
     "cluener": DatasetSpec("cluener", "train.json", None, "dev.json", n_dev=1000),
 }

@@ -3,6 +3,7 @@ them with displaCy.
 
     python scripts/demo.py training/default/model-best --html demo/default.html --jsonl demo/default.jsonl
 """
+
 import json
 import warnings
 from pathlib import Path

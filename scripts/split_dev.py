@@ -6,6 +6,7 @@ is deterministic and matches the usual "last N sentences" recipe.
 
     python scripts/split_dev.py corpus/msra/train-all.spacy corpus/msra/train.spacy corpus/msra/dev.spacy --n-dev 3000
 """
+
 from pathlib import Path
 from typing import Tuple
 
@@ -26,8 +27,7 @@ def carve_dev(docs: DocBin, n_dev: int) -> Tuple[DocBin, DocBin]:
     all_docs = list(docs.get_docs(Vocab()))
     if not 0 < n_dev < len(all_docs):
         raise ValueError(
-            f"--n-dev {n_dev} must be between 1 and {len(all_docs) - 1}: "
-            f"the training set has {len(all_docs)} docs"
+            f"--n-dev {n_dev} must be between 1 and {len(all_docs) - 1}: the training set has {len(all_docs)} docs"
         )
     cut = len(all_docs) - n_dev
     return (

@@ -9,6 +9,7 @@ those below; tests/test_layers.py checks it): ``util`` → ``lexicon`` →
 ``models`` (``models/pytorch`` below the rest) → ``pipeline`` →
 ``corpora`` / ``evaluation`` → ``cli``.
 """
+
 from .about import __version__
 from .lexicon import Lattice, Lexicon
 from .lexicon import registry as _lexicon_registry  # noqa: F401

@@ -1,2 +1,3 @@
 """Package metadata, importable from every layer without importing the package."""
+
 __version__ = "0.1.0"

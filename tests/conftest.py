@@ -4,6 +4,7 @@
 small enough for CI. "long": many more random examples, for local fuzzing:
     HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz.py
 """
+
 import os
 
 # One torch thread per test process (and per child process: nlp.pipe with

@@ -6,6 +6,7 @@ Collected: console.error/assert calls, uncaught exceptions, browser log
 entries of level error (e.g. "Failed to load resource" for a missing image),
 and images that did not decode (naturalWidth == 0).
 """
+
 import json
 import os
 import shutil
@@ -75,10 +76,22 @@ def console_errors(url: str, chromium: str, timeout: float = 30.0) -> List[str]:
         os.dup2(write_end, 4, inheritable=True)
 
     proc = subprocess.Popen(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-         "--no-first-run", "--no-default-browser-check", f"--user-data-dir={profile}", "about:blank"],
-        preexec_fn=preexec, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-pipe",
+            "--no-first-run",
+            "--no-default-browser-check",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        preexec_fn=preexec,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=False,
     )
     os.close(to_chrome_r)
     os.close(from_chrome_w)
@@ -98,11 +111,15 @@ def console_errors(url: str, chromium: str, timeout: float = 30.0) -> List[str]:
             loaded = event.get("method") == "Page.loadEventFired"
         if not loaded:
             errors.append(f"page did not finish loading in {timeout} s")
-        result = pipe.call("Runtime.evaluate", {
-            "expression": "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-                          ".map(i => i.getAttribute('src')).join('\\n')",
-            "returnByValue": True,
-        }, session=session)
+        result = pipe.call(
+            "Runtime.evaluate",
+            {
+                "expression": "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+                ".map(i => i.getAttribute('src')).join('\\n')",
+                "returnByValue": True,
+            },
+            session=session,
+        )
         broken = result.get("result", {}).get("value") or ""
         errors.extend(f"image did not load: {src}" for src in broken.splitlines())
         for event in pipe.events:
@@ -117,8 +134,12 @@ def console_errors(url: str, chromium: str, timeout: float = 30.0) -> List[str]:
 def _error_of(event: dict) -> List[str]:
     method, params = event.get("method"), event.get("params", {})
     if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-        return ["console." + params["type"] + ": " + " ".join(str(a.get("value", a.get("description")))
-                                                          for a in params.get("args", []))]
+        return [
+            "console."
+            + params["type"]
+            + ": "
+            + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+        ]
     if method == "Runtime.exceptionThrown":
         details = params.get("exceptionDetails", {})
         return ["exception: " + str(details.get("exception", {}).get("description", details.get("text")))]

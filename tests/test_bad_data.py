@@ -3,6 +3,7 @@ either read (a documented repair, with its count where there is one) or an
 error naming file:line. Nothing crashes with anything but the reader's own
 error type. tests/test_convert.py and tests/test_lexicon.py test several of
 these cases in more detail; this table makes the coverage complete."""
+
 import json
 
 import pytest
@@ -27,16 +28,24 @@ CLUENER_RECORD = {"text": "张三在北京", "label": {"name": {"张三": [[0, 1
 CLUENER_CASES = [
     ("gbk", json.dumps(CLUENER_RECORD, ensure_ascii=False).encode("gbk") + b"\n", ("error", r"bad:1:.*UTF-8")),
     ("bom", b"\xef\xbb\xbf" + json.dumps(CLUENER_RECORD).encode() + b"\n", ("ok", 1)),
-    ("crlf", (json.dumps(CLUENER_RECORD) + "\r\n") .encode() * 2, ("ok", 2)),
-    ("unknown_label_shape", json.dumps({"text": "张三", "label": {"name": {"张三": [[0, 5]]}}}).encode(), ("error", r"bad:1:")),
+    ("crlf", (json.dumps(CLUENER_RECORD) + "\r\n").encode() * 2, ("ok", 2)),
+    (
+        "unknown_label_shape",
+        json.dumps({"text": "张三", "label": {"name": {"张三": [[0, 5]]}}}).encode(),
+        ("error", r"bad:1:"),
+    ),
     ("empty", b"", ("error", r"bad.*no sentences")),
     ("no_trailing_newline", json.dumps(CLUENER_RECORD).encode(), ("ok", 1)),
 ]
 LEXICON_CASES = [
-    ("gbk", GOOD_LEXICON.encode("gbk"), ("error", r"bad:1: the file is not valid UTF-8")),
+    ("gbk", GOOD_LEXICON.encode("gbk"), ("error", r"bad:1: not valid UTF-8")),
     ("bom", b"\xef\xbb\xbf" + GOOD_LEXICON.encode(), ("ok", [("张三", 100.0, "nr"), ("北京", 200.0, None)])),
     ("crlf", GOOD_LEXICON.replace("\n", "\r\n").encode(), ("ok", [("张三", 100.0, "nr"), ("北京", 200.0, None)])),
-    ("tabs_and_spaces", "New York\t 100 \tns\n北京 200\n".encode(), ("ok", [("New York", 100.0, "ns"), ("北京", 200.0, None)])),
+    (
+        "tabs_and_spaces",
+        "New York\t 100 \tns\n北京 200\n".encode(),
+        ("ok", [("New York", 100.0, "ns"), ("北京", 200.0, None)]),
+    ),
     ("bad_frequency", "张三\t-3\tnr\n".encode(), ("error", r"bad:1: the frequency must be")),
     ("too_many_columns", "张三 100 nr extra\n".encode(), ("error", r"bad:1: expected")),
     ("empty", b"", ("error", r"bad contains no words")),

@@ -1,5 +1,6 @@
 """spacy-lexner clean-strings: a pipeline saved by 0.1.0 (whose StringStore
 holds its training sentences) cleaned into one that predicts the same."""
+
 import shutil
 from pathlib import Path
 

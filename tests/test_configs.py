@@ -1,4 +1,5 @@
 """The shipped configs resolve, and `spacy train` runs them end to end (tiny data, a few steps)."""
+
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_spacy_train_with_resume_config(tmp_path):
         "training.max_steps": 6,
         "training.eval_frequency": 3,
         "initialize.components.lexner_tagger.lexicon": {
-            "@lexicons": "spacy-lexner.file_lexicon.v1", "paths": [str(words)],
+            "@lexicons": "spacy-lexner.file_lexicon.v1",
+            "paths": [str(words)],
         },
     }
     train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)

@@ -1,8 +1,8 @@
 import json
-from contextlib import nullcontext
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List
 
@@ -136,7 +136,9 @@ def test_spans_tags_round_trip(n_spans, scheme):
 
 
 def test_read_bmes(tmp_path):
-    path = write(tmp_path, "a.char.bmes", "高 B-NAME\n勇 E-NAME\n， O\n\n\n中 B-ORG\n国 M-ORG\n银 M-ORG\n行 E-ORG\n男 S-X\n\n")
+    path = write(
+        tmp_path, "a.char.bmes", "高 B-NAME\n勇 E-NAME\n， O\n\n\n中 B-ORG\n国 M-ORG\n银 M-ORG\n行 E-ORG\n男 S-X\n\n"
+    )
     stats = ConversionStats()
     assert list(read_tagged_file(path, "bmes", stats=stats)) == [
         (["高", "勇", "，"], [(0, 2, "NAME")]),
@@ -354,7 +356,10 @@ def test_python_m_convert(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-m", "spacy_lexner", "convert", str(path), str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "Detected format: cluener" in result.stdout

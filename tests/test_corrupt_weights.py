@@ -1,6 +1,7 @@
 """Weights and settings that decode but are wrong are refused at load, with
 the file named: NaN or huge parameters, shapes from another config, a cfg
 without labels. (Files that do not decode at all: tests/test_loading.py.)"""
+
 import re
 import shutil
 from pathlib import Path

@@ -3,9 +3,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_lexner.models.decoders import masked_decode, build_crf_layer, set_crf_labels, crf_decode, crf_loss
-from spacy_lexner.util.tags import TagScheme
+from spacy_lexner.models.decoders import build_crf_layer, crf_decode, crf_loss, masked_decode, set_crf_labels
 from spacy_lexner.models.pytorch.crf import ConstrainedCRF
+from spacy_lexner.util.tags import TagScheme
 
 
 def make_crf(scheme: TagScheme) -> ConstrainedCRF:
@@ -116,5 +116,7 @@ def test_batched_viterbi_equals_pytorch_crf_decode(lengths, n_tags, seed):
     emissions = torch.randn(len(lengths), max(lengths), n_tags)
     mask = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
     expected = reference.decode(emissions, mask=mask)
-    ours = viterbi_decode(emissions, mask, reference.start_transitions, reference.transitions, reference.end_transitions)
+    ours = viterbi_decode(
+        emissions, mask, reference.start_transitions, reference.transitions, reference.end_transitions
+    )
     assert [ours[i, :n].tolist() for i, n in enumerate(lengths)] == expected

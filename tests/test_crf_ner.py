@@ -1,4 +1,5 @@
 """crf_ner: the CRF head over a tok2vec or a shared tok2vec listener."""
+
 import subprocess
 import sys
 
@@ -7,8 +8,8 @@ import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_lexner.util.tags import TagScheme
 from spacy_lexner.pipeline.crf_ner import CRFEntityRecognizer
+from spacy_lexner.util.tags import TagScheme
 
 from .util import TRAIN_DATA, ents_of, make_examples, train_nlp
 
@@ -133,7 +134,12 @@ def test_unaligned_gold_is_counted_and_warned():
     nlp = crf_ner_pipeline("en")
     vocab = nlp.vocab
     predicted = Doc(vocab, words=["Acme", "Corp-based", "firm"], spaces=[True, True, False])
-    reference = Doc(vocab, words=["Acme", "Corp", "-based", "firm"], spaces=[True, False, True, False], ents=["B-ORG", "I-ORG", "O", "O"])
+    reference = Doc(
+        vocab,
+        words=["Acme", "Corp", "-based", "firm"],
+        spaces=[True, False, True, False],
+        ents=["B-ORG", "I-ORG", "O", "O"],
+    )
     examples = [Example(predicted, reference)]
     nlp.initialize(lambda: examples)
     with pytest.warns(UserWarning, match="do not line up"):

@@ -1,11 +1,13 @@
 """Every context encoder: overfit then round-trip, padding invariance, with
 and without the lexicon, and `spacy train` from a config."""
+
 import pytest
 import spacy
 import torch
+from spacy.cli.train import train
+from thinc.api import fix_random_seed
 
 from spacy_lexner.lexicon import Lattice
-from spacy.cli.train import train
 
 from .test_configs import write_docbin
 from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
@@ -13,8 +15,23 @@ from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_exampl
 ENCODERS = {
     "bilstm": {"@architectures": "spacy-lexner.BiLSTMEncoder.v1", "hidden_width": 32, "dropout": 0.1},
     "idcnn": {"@architectures": "spacy-lexner.IDCNNEncoder.v1", "width": 32, "n_blocks": 2, "dropout": 0.1},
-    "tener": {"@architectures": "spacy-lexner.TENEREncoder.v1", "width": 32, "depth": 1, "n_heads": 2, "ff_width": 64, "dropout": 0.1},
-    "flat": {"@architectures": "spacy-lexner.FLATEncoder.v1", "width": 32, "depth": 1, "n_heads": 2, "ff_width": 64, "dropout": 0.1, "word_rows": 1024},
+    "tener": {
+        "@architectures": "spacy-lexner.TENEREncoder.v1",
+        "width": 32,
+        "depth": 1,
+        "n_heads": 2,
+        "ff_width": 64,
+        "dropout": 0.1,
+    },
+    "flat": {
+        "@architectures": "spacy-lexner.FLATEncoder.v1",
+        "width": 32,
+        "depth": 1,
+        "n_heads": 2,
+        "ff_width": 64,
+        "dropout": 0.1,
+        "word_rows": 1024,
+    },
 }
 TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "iPhone12在Apple Store卖3999元😀"]
 
@@ -22,6 +39,8 @@ TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "iPhone12�
 @pytest.mark.parametrize("use_lexicon", [True, False], ids=["lexicon", "no_lexicon"])
 @pytest.mark.parametrize("name", list(ENCODERS))
 def test_overfit_round_trip(name, use_lexicon, tmp_path):
+    # Seeded: whether 60 updates overfit must not depend on the tests before.
+    fix_random_seed(0)
     nlp = blank_with_tagger(encoder=ENCODERS[name], use_lexicon=use_lexicon)
     train_nlp(nlp, make_examples(nlp), n_iter=60)
     for text, ents in TRAIN_DATA:
@@ -40,7 +59,9 @@ def test_padding_does_not_change_outputs(name):
     short, long = "张三在上海。", "南京市长江大桥很长，李四去了上海。" * 3
     alone = tagger.model.predict(Lattice.build([short], tagger.lexicon)).emissions
     batched = tagger.model.predict(Lattice.build([short, long], tagger.lexicon)).emissions
-    torch.testing.assert_close(torch.as_tensor(batched[0, : len(short)]), torch.as_tensor(alone[0]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.as_tensor(batched[0, : len(short)]), torch.as_tensor(alone[0]), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", ["idcnn", "tener", "flat"])
@@ -48,8 +69,10 @@ def test_spacy_train_with_encoder(name, tmp_path):
     data = write_docbin(tmp_path / "train.spacy")
     encoder = {k: v for k, v in ENCODERS[name].items()}
     overrides = {
-        "paths.train": str(data), "paths.dev": str(data),
-        "training.max_steps": 4, "training.eval_frequency": 2,
+        "paths.train": str(data),
+        "paths.dev": str(data),
+        "training.max_steps": 4,
+        "training.eval_frequency": 2,
         "components.lexner_tagger.model.encoder": encoder,
     }
     train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)
@@ -71,7 +94,15 @@ def test_flat_lattice_words_and_cap():
         return [(int(lattice.word_start[i]), int(lattice.word_end[i]), lattice.words[i]) for i in index]
 
     (index,) = lattice_words(lattice, max_words=100)
-    assert words(index) == [(0, 2, "南京"), (0, 3, "南京市"), (2, 4, "市长"), (3, 5, "长江"), (3, 7, "长江大桥"), (4, 7, "江大桥"), (5, 7, "大桥")]
+    assert words(index) == [
+        (0, 2, "南京"),
+        (0, 3, "南京市"),
+        (2, 4, "市长"),
+        (3, 5, "长江"),
+        (3, 7, "长江大桥"),
+        (4, 7, "江大桥"),
+        (5, 7, "大桥"),
+    ]
     (capped,) = lattice_words(lattice, max_words=2)
     assert words(capped) == [(0, 3, "南京市"), (3, 7, "长江大桥")]  # the longest are kept
 
@@ -108,7 +139,10 @@ def test_flat_chunking_does_not_change_outputs_or_gradients(monkeypatch):
     module = flat.FLAT(12, width=16, depth=1, n_heads=2, ff_width=32, dropout=0.0, word_rows=64, scaled=False)
     lengths, n_words = torch.tensor([9, 6, 0, 3]), torch.tensor([3, 0, 0, 1])
     word_rows = torch.randint(0, 64, (4, 3, 2))
-    heads, tails = torch.tensor([[0, 2, 4], [0, 0, 0], [0, 0, 0], [1, 0, 0]]), torch.tensor([[1, 4, 8], [0, 0, 0], [0, 0, 0], [2, 0, 0]])
+    heads, tails = (
+        torch.tensor([[0, 2, 4], [0, 0, 0], [0, 0, 0], [1, 0, 0]]),
+        torch.tensor([[1, 4, 8], [0, 0, 0], [0, 0, 0], [2, 0, 0]]),
+    )
 
     def run():
         X = torch.randn(4, 9, 12, generator=torch.Generator().manual_seed(1), requires_grad=True)

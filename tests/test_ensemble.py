@@ -1,5 +1,6 @@
 """spacy-lexner.LexiconTaggerEnsemble.v1: members trained on their own
 losses, decoded together over averaged CRF potentials."""
+
 import numpy
 import pytest
 import spacy
@@ -9,11 +10,11 @@ from thinc.api import fix_random_seed
 
 from spacy_lexner.lexicon import Lattice
 from spacy_lexner.models.decoders import crf_gold_loss
-from spacy_lexner.util.tags import TagScheme
-from spacy_lexner.models.pytorch.crf import CRFEnsemble, viterbi_decode
-from spacy_lexner.models.ensemble import copy_with_refs
 from spacy_lexner.models.embed import build_soft_lexicon_embed
+from spacy_lexner.models.ensemble import copy_with_refs
 from spacy_lexner.models.pretrained import load_pretrained_vectors
+from spacy_lexner.models.pytorch.crf import CRFEnsemble, viterbi_decode
+from spacy_lexner.util.tags import TagScheme
 
 from .test_configs import write_docbin
 from .test_crf import is_valid
@@ -135,7 +136,9 @@ def test_training_scores_stack_members_and_each_gets_its_own_gradient():
 
 def test_crf_ensemble_decodes_averaged_potentials():
     scheme = TagScheme(["A", "B"])
-    constraints = [torch.from_numpy(a) for a in (scheme.allowed_transitions(), scheme.allowed_starts(), scheme.allowed_ends())]
+    constraints = [
+        torch.from_numpy(a) for a in (scheme.allowed_transitions(), scheme.allowed_starts(), scheme.allowed_ends())
+    ]
     torch.manual_seed(0)
     crf = CRFEnsemble(3, len(scheme), *constraints)
     with torch.no_grad():
@@ -143,7 +146,10 @@ def test_crf_ensemble_decodes_averaged_potentials():
             param.uniform_(-5, 5)
     emissions = torch.randn(4, 7, len(scheme)) * 3
     mask = torch.arange(7)[None, :] < torch.tensor([7, 5, 1, 3])[:, None]
-    mean = {name: sum(getattr(m, name) for m in crf.members) / 3 for name in ("start_transitions", "transitions", "end_transitions")}
+    mean = {
+        name: sum(getattr(m, name) for m in crf.members) / 3
+        for name in ("start_transitions", "transitions", "end_transitions")
+    }
     expected = viterbi_decode(emissions, mask, mean["start_transitions"], mean["transitions"], mean["end_transitions"])
     paths = crf.viterbi(emissions, mask)
     assert torch.equal(paths, expected)
@@ -209,8 +215,10 @@ def test_pretrained_vectors_reach_every_member(tmp_path):
 def test_spacy_train_with_ensemble_config(tmp_path):
     data = write_docbin(tmp_path / "train.spacy")
     overrides = {
-        "paths.train": str(data), "paths.dev": str(data),
-        "training.max_steps": 4, "training.eval_frequency": 2,
+        "paths.train": str(data),
+        "paths.dev": str(data),
+        "training.max_steps": 4,
+        "training.eval_frequency": 2,
         "components.lexner_tagger.model": ensemble_model(),
     }
     train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)

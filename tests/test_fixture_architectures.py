@@ -4,6 +4,7 @@ SoftLexicon v1 with BiLSTM, crf_ner on a shared tok2vec) still loads and
 predicts exactly the entities it predicted when saved
 (tests/fixtures/v0_1_0_architectures, made by
 tests/fixtures/make_architectures_fixture.py)."""
+
 from pathlib import Path
 
 import pytest

@@ -5,6 +5,7 @@ input, every entity is a valid non-overlapping span whose char offsets index
 the input exactly. Inputs that once failed are kept as @example / explicit
 cases. Run more examples locally with HYPOTHESIS_PROFILE=long.
 """
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -30,7 +31,9 @@ texts = st.one_of(
     st.lists(pieces, max_size=12).map("".join),
     st.lists(st.sampled_from(WHITESPACE), min_size=1, max_size=20).map("".join),
     # Long runs of one character cross the 256-char window size.
-    st.tuples(st.sampled_from(["张", "。", " ", "\n", "\x00", "😀", "a", "\u0301"]), st.integers(1, 700)).map(lambda t: t[0] * t[1]),
+    st.tuples(st.sampled_from(["张", "。", " ", "\n", "\x00", "😀", "a", "\u0301"]), st.integers(1, 700)).map(
+        lambda t: t[0] * t[1]
+    ),
 )
 
 # Regression inputs (also run explicitly below, not only as @example).

@@ -1,5 +1,6 @@
 """Image context on the Doc: accepted shapes, conversion, and errors that say
 what shape is expected, however the value gets onto the doc."""
+
 import pickle
 import threading
 import time
@@ -9,9 +10,9 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_lexner.util.image_context import ImageContext, set_image_context
 from spacy_lexner.pipeline.image_context import make_clip_getter
 from spacy_lexner.pipeline.patterns import visual_condition_holds
+from spacy_lexner.util.image_context import ImageContext, set_image_context
 
 TAGS_SHAPE = "must be a list of tags"
 EMBEDDING_SHAPE = "must be a non-empty 1d vector of finite numbers"
@@ -58,9 +59,26 @@ def test_bare_string_tags_are_rejected():
 @pytest.mark.parametrize(
     "tags",
     [
-        "dog", b"dog", 3, 0.5, [None], ["dog", None], [b"dog"], [("dog", NAN)], [("dog", float("inf"))],
-        [("dog", 1.5)], [("dog", -0.1)], [("dog", True)], [(1, 0.5)], [("dog",)], [("dog", 0.5, 1)],
-        [("dog", "0.9")], [{"dog": 0.9}], ("dog", 0.9), {"dog": 2.0}, {1: 0.5},
+        "dog",
+        b"dog",
+        3,
+        0.5,
+        [None],
+        ["dog", None],
+        [b"dog"],
+        [("dog", NAN)],
+        [("dog", float("inf"))],
+        [("dog", 1.5)],
+        [("dog", -0.1)],
+        [("dog", True)],
+        [(1, 0.5)],
+        [("dog",)],
+        [("dog", 0.5, 1)],
+        [("dog", "0.9")],
+        [{"dog": 0.9}],
+        ("dog", 0.9),
+        {"dog": 2.0},
+        {1: 0.5},
     ],
 )
 def test_direct_tag_assignment_is_checked(tags):
@@ -99,8 +117,24 @@ def test_score_above_one_is_rejected():
 
 @pytest.mark.parametrize(
     "embedding",
-    [[NAN, 1.0, 0.0], [float("inf"), 0.0], numpy.array([1.0, NAN]), [1e300], [[1.0, 0.0]], numpy.zeros((2, 2)),
-     3.0, numpy.float32(1.0), "abc", b"ab", [], ["a", "b"], [1, None], [[1], [1, 2]], {"a": 1.0}, [True, False]],
+    [
+        [NAN, 1.0, 0.0],
+        [float("inf"), 0.0],
+        numpy.array([1.0, NAN]),
+        [1e300],
+        [[1.0, 0.0]],
+        numpy.zeros((2, 2)),
+        3.0,
+        numpy.float32(1.0),
+        "abc",
+        b"ab",
+        [],
+        ["a", "b"],
+        [1, None],
+        [[1], [1, 2]],
+        {"a": 1.0},
+        [True, False],
+    ],
 )
 def test_direct_embedding_assignment_is_checked(embedding):
     doc = spacy.blank("zh").make_doc("旺财")

@@ -5,6 +5,7 @@ most an excerpt of the input however large it is.
 spacy_lexner.util.excerpt is imported inside the tests that use it, so the other
 tests still run (and fail one by one) against code without the module.
 """
+
 import json
 import math
 import os
@@ -369,8 +370,13 @@ def test_excerpt_short_values_are_their_repr():
 
 @pytest.mark.parametrize(
     "value,unit",
-    [("高" * HUGE, "1,000,000 chars"), ("\x00" * 300, "300 chars"), ("\U000e0001" * 100, "100 chars"),
-     ("a'" * 100, "200 chars"), (b"\xff" * 500, "500 bytes")],
+    [
+        ("高" * HUGE, "1,000,000 chars"),
+        ("\x00" * 300, "300 chars"),
+        ("\U000e0001" * 100, "100 chars"),
+        ("a'" * 100, "200 chars"),
+        (b"\xff" * 500, "500 bytes"),
+    ],
     ids=["cjk", "escapes", "long_escapes", "quotes", "bytes"],
 )
 def test_excerpt_cuts_long_text(value, unit):

@@ -1,5 +1,6 @@
 """Labels added in code with add_label count at initialize, as they do for
 spaCy's ner, for both CRF pipes."""
+
 import pytest
 import spacy
 
@@ -20,7 +21,10 @@ def test_added_labels_without_data(factory, tmp_path):
     pipe.add_label("ORG")
     if factory == "lexner_tagger":
         nlp.config["initialize"]["components"]["lexner_tagger"] = {
-            "lexicon": {"@lexicons": "spacy-lexner.file_lexicon.v1", "paths": [str(write_lexicon(tmp_path / "lex.txt"))]}
+            "lexicon": {
+                "@lexicons": "spacy-lexner.file_lexicon.v1",
+                "paths": [str(write_lexicon(tmp_path / "lex.txt"))],
+            }
         }
     nlp.initialize()  # no examples at all
     assert pipe.labels == ("ORG", "PER")
@@ -36,7 +40,10 @@ def test_added_labels_join_the_data_labels(factory, tmp_path):
     examples = make_examples(nlp)
     if factory == "lexner_tagger":
         nlp.config["initialize"]["components"]["lexner_tagger"] = {
-            "lexicon": {"@lexicons": "spacy-lexner.file_lexicon.v1", "paths": [str(write_lexicon(tmp_path / "lex.txt"))]}
+            "lexicon": {
+                "@lexicons": "spacy-lexner.file_lexicon.v1",
+                "paths": [str(write_lexicon(tmp_path / "lex.txt"))],
+            }
         }
     nlp.initialize(lambda: examples)
     assert pipe.labels == ("LOC", "ORG", "PER", "PRODUCT")

@@ -23,6 +23,7 @@ methods and classes, under `if TYPE_CHECKING:`, in try/except, and
 literal name. The checker is plain functions below, tested on synthetic
 sources so that it is known to be able to fail.
 """
+
 import ast
 import textwrap
 from pathlib import Path
@@ -170,9 +171,7 @@ def _dynamic_import(node: ast.Call, module: str, package: str) -> Optional[str]:
     return resolve_relative(anchor_name, level, name[level:] or None) or name
 
 
-def iter_imports(
-    tree: ast.AST, module: str, is_package: bool, known: FrozenSet[str]
-) -> Iterator[Tuple[int, str, str]]:
+def iter_imports(tree: ast.AST, module: str, is_package: bool, known: FrozenSet[str]) -> Iterator[Tuple[int, str, str]]:
     """(line, target module, note) for every import in `tree` of a module of the package.
 
     `known` holds the package's module and package names, to tell
@@ -190,9 +189,7 @@ def iter_imports(
                 base = resolve_relative(package, node.level, node.module)
                 if base is None:
                     written = "." * node.level + (node.module or "")
-                    yield node.lineno, written, (
-                        f"relative import {written!r} goes beyond the top-level package"
-                    )
+                    yield node.lineno, written, (f"relative import {written!r} goes beyond the top-level package")
                     continue
             else:
                 base = node.module or ""
@@ -286,10 +283,24 @@ def test_package_layers():
 KNOWN = frozenset(
     f"{PACKAGE}{suffix}"
     for suffix in (
-        "", ".about", ".util", ".util.serialize", ".lexicon", ".lexicon.words",
-        ".models", ".models.tagger", ".models.pytorch", ".models.pytorch.lstm",
-        ".pipeline", ".pipeline.ner", ".corpora", ".corpora.readers",
-        ".evaluation", ".evaluation.scores", ".cli", ".cli.train",
+        "",
+        ".about",
+        ".util",
+        ".util.serialize",
+        ".lexicon",
+        ".lexicon.words",
+        ".models",
+        ".models.tagger",
+        ".models.pytorch",
+        ".models.pytorch.lstm",
+        ".pipeline",
+        ".pipeline.ner",
+        ".corpora",
+        ".corpora.readers",
+        ".evaluation",
+        ".evaluation.scores",
+        ".cli",
+        ".cli.train",
     )
 )
 
@@ -298,7 +309,8 @@ CASES = [
     # id, module, is_package, source, flagged (line, target) pairs
     (
         "upward-inside-function",
-        f"{P}.lexicon.words", False,
+        f"{P}.lexicon.words",
+        False,
         """
         import os
 
@@ -310,7 +322,8 @@ CASES = [
     ),
     (
         "upward-inside-method-try-except",
-        f"{P}.util.serialize", False,
+        f"{P}.util.serialize",
+        False,
         """
         class Saver:
             def save(self):
@@ -323,7 +336,8 @@ CASES = [
     ),
     (
         "upward-under-type-checking",
-        f"{P}.util.serialize", False,
+        f"{P}.util.serialize",
+        False,
         """
         from typing import TYPE_CHECKING
         if TYPE_CHECKING:
@@ -333,7 +347,8 @@ CASES = [
     ),
     (
         "relative-three-dots-from-models-subpackage",
-        f"{P}.models.architectures.tagger", False,
+        f"{P}.models.architectures.tagger",
+        False,
         """
         from ...pipeline import x
         """,
@@ -341,7 +356,8 @@ CASES = [
     ),
     (
         "relative-two-dots-from-models-module",
-        f"{P}.models.tagger", False,
+        f"{P}.models.tagger",
+        False,
         """
         from ..pipeline import ner
         """,
@@ -349,7 +365,8 @@ CASES = [
     ),
     (
         "relative-from-init-is-its-own-package",
-        f"{P}.models", True,
+        f"{P}.models",
+        True,
         """
         from . import tagger, pytorch
         from ..lexicon import words
@@ -359,7 +376,8 @@ CASES = [
     ),
     (
         "relative-beyond-top-level",
-        f"{P}.models.tagger", False,
+        f"{P}.models.tagger",
+        False,
         """
         from ...pipeline import x
         """,
@@ -367,7 +385,8 @@ CASES = [
     ),
     (
         "sideways-corpora-to-evaluation",
-        f"{P}.corpora.readers", False,
+        f"{P}.corpora.readers",
+        False,
         """
         import spacy_lexner.evaluation.scores as scores
         """,
@@ -375,7 +394,8 @@ CASES = [
     ),
     (
         "sideways-evaluation-to-corpora-relative",
-        f"{P}.evaluation.scores", False,
+        f"{P}.evaluation.scores",
+        False,
         """
         from ..corpora import readers
         """,
@@ -383,7 +403,8 @@ CASES = [
     ),
     (
         "models-pytorch-to-models",
-        f"{P}.models.pytorch.lstm", False,
+        f"{P}.models.pytorch.lstm",
+        False,
         """
         from spacy_lexner.models.tagger import build
         from .. import tagger
@@ -392,7 +413,8 @@ CASES = [
     ),
     (
         "models-pytorch-init-to-models",
-        f"{P}.models.pytorch", True,
+        f"{P}.models.pytorch",
+        True,
         """
         from ..tagger import build
         from . import lstm
@@ -401,7 +423,8 @@ CASES = [
     ),
     (
         "allowed-downward",
-        f"{P}.pipeline.ner", False,
+        f"{P}.pipeline.ner",
+        False,
         """
         import torch
         import spacy_lexner_extra
@@ -418,7 +441,8 @@ CASES = [
     ),
     (
         "allowed-models-to-pytorch-and-pytorch-down",
-        f"{P}.models.pytorch.lstm", False,
+        f"{P}.models.pytorch.lstm",
+        False,
         """
         from spacy_lexner.models.pytorch import lstm
         from ...lexicon.words import Words
@@ -428,7 +452,8 @@ CASES = [
     ),
     (
         "about-is-util",
-        f"{P}.util.serialize", False,
+        f"{P}.util.serialize",
+        False,
         """
         from ..about import __version__
         from .. import about
@@ -437,7 +462,8 @@ CASES = [
     ),
     (
         "package-root-from-a-layer",
-        f"{P}.util.serialize", False,
+        f"{P}.util.serialize",
+        False,
         """
         import spacy_lexner
         from spacy_lexner import __version__
@@ -447,7 +473,8 @@ CASES = [
     ),
     (
         "outside-the-layout-target",
-        f"{P}.lexicon.words", False,
+        f"{P}.lexicon.words",
+        False,
         """
         from spacy_lexner.tagger.windows import windows
         from ..torch_utils import glue
@@ -456,7 +483,8 @@ CASES = [
     ),
     (
         "import-module-literal",
-        f"{P}.pipeline.ner", False,
+        f"{P}.pipeline.ner",
+        False,
         """
         import importlib
         from importlib import import_module
@@ -473,7 +501,8 @@ CASES = [
     ),
     (
         "root-may-import-anything",
-        P, True,
+        P,
+        True,
         """
         from .cli import app
         from . import corpora, evaluation
@@ -483,7 +512,8 @@ CASES = [
     ),
     (
         "main-may-import-anything",
-        f"{P}.__main__", False,
+        f"{P}.__main__",
+        False,
         """
         from .cli import app
         from spacy_lexner import __version__

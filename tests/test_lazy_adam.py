@@ -1,13 +1,14 @@
 """Lazy (row-sparse) Adam for the hashed embedding tables: the same update as
 thinc's Adam on the rows a batch touches, nothing on the others."""
+
 import numpy
 import pytest
 import spacy
 import torch
 from thinc.api import SGD, Adam, RAdam
 
-from spacy_lexner.util.lazy_adam import sparse_adam_step
 from spacy_lexner.models.pytorch.soft_lexicon import SoftLexiconEmbedding
+from spacy_lexner.util.lazy_adam import sparse_adam_step
 from spacy_lexner.util.torch_utils import make_shim
 
 from .util import TRAIN_DATA, ents_of, make_examples, small_model, train_nlp
@@ -77,8 +78,16 @@ def test_averages_start_from_the_weights_and_share_memory():
 def test_embedding_tables_get_sparse_gradients_only_when_asked():
     for sparse in (False, True):
         module = SoftLexiconEmbedding(
-            n_char_rows=16, char_width=4, n_bigram_rows=16, bigram_width=4, n_word_rows=16, word_width=4,
-            n_type_rows=8, type_width=2, dropout=0.0, sparse_updates=sparse,
+            n_char_rows=16,
+            char_width=4,
+            n_bigram_rows=16,
+            bigram_width=4,
+            n_word_rows=16,
+            word_width=4,
+            n_type_rows=8,
+            type_width=2,
+            dropout=0.0,
+            sparse_updates=sparse,
         )
         assert {module.char.sparse, module.bigram.sparse, module.word.sparse, module.word_type.sparse} == {sparse}
 
@@ -103,10 +112,14 @@ def test_dense_v1_and_sparse_v2_both_overfit(embed):
     train_nlp(nlp, make_examples(nlp), n_iter=60)
     for text, ents in TRAIN_DATA:
         assert ents_of(nlp(text)) == ents
-    shim_grads = [param.grad for node in nlp.get_pipe("lexner_tagger").model.walk() for shim in node.shims
-                  for param in shim._model.parameters() if param.grad is not None and param.grad.is_sparse]
+    shim_grads = [
+        param.grad
+        for node in nlp.get_pipe("lexner_tagger").model.walk()
+        for shim in node.shims
+        for param in shim._model.parameters()
+        if param.grad is not None and param.grad.is_sparse
+    ]
     assert shim_grads == []  # sparse grads are cleared after each step
-
 
 
 @pytest.mark.parametrize("make_optimizer", [lambda: SGD(0.01), lambda: RAdam(0.01)], ids=["sgd", "radam"])

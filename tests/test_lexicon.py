@@ -24,9 +24,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def brute_force_matches(
-    text: str, words: Set[str], min_length: int, max_length: int
-) -> List[Tuple[int, int, str]]:
+def brute_force_matches(text: str, words: Set[str], min_length: int, max_length: int) -> List[Tuple[int, int, str]]:
     return [
         (start, end, text[start:end])
         for start in range(len(text))
@@ -47,13 +45,9 @@ ALPHABET = "ab南京\x00😀"
     min_length=st.integers(1, 3),
     extra_length=st.integers(0, 3),
 )
-def test_match_equals_brute_force(
-    words: List[str], text: str, min_length: int, extra_length: int
-) -> None:
+def test_match_equals_brute_force(words: List[str], text: str, min_length: int, extra_length: int) -> None:
     max_length = min_length + extra_length
-    lexicon = Lexicon(
-        [(word, None, None) for word in words], min_length=min_length, max_length=max_length
-    )
+    lexicon = Lexicon([(word, None, None) for word in words], min_length=min_length, max_length=max_length)
     stored = {word for word in words if min_length <= len(word) <= max_length}
     assert set(lexicon) == stored
     assert lexicon.match(text) == brute_force_matches(text, stored, min_length, max_length)
@@ -138,9 +132,7 @@ def test_add_and_update_after_match_rebuild_automaton() -> None:
 
 
 def test_bytes_and_disk_round_trip(tmp_path: Path) -> None:
-    lexicon = Lexicon(
-        [("南京", 5.5, "ns"), ("市长", None, None), ("😀\x00", 0.25, "EMOJI")], max_length=8
-    )
+    lexicon = Lexicon([("南京", 5.5, "ns"), ("市长", None, None), ("😀\x00", 0.25, "EMOJI")], max_length=8)
     data = lexicon.to_bytes()
     msg = srsly.msgpack_loads(data)
     assert msg["version"] == 1 and msg["types"] == ["ns", None, "EMOJI"]
@@ -284,9 +276,7 @@ def test_registered_file_loaders(tmp_path: Path) -> None:
         )
     assert set(lexicon) == {"南京"}
     with pytest.raises(ValueError, match="use_jieba"):
-        resolve_loader(
-            '[lexicon]\n@lexicons = "spacy-lexner.combined_lexicon.v1"\nuse_jieba = false'
-        )
+        resolve_loader('[lexicon]\n@lexicons = "spacy-lexner.combined_lexicon.v1"\nuse_jieba = false')
 
 
 def test_registered_jieba_loader(tmp_path: Path) -> None:

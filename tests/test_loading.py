@@ -1,6 +1,7 @@
 """Loading saved pipelines: corrupted, truncated or missing files give an
 error naming the file; a pipeline saved by an earlier version still loads
 (tests/fixtures/v0_1_0, made by tests/fixtures/make_fixture.py)."""
+
 import re
 from pathlib import Path
 
@@ -66,8 +67,15 @@ def test_corrupted_file_is_named(saved, tmp_path, name, corrupt):
 
 @pytest.mark.parametrize(
     "name",
-    ["lexner_tagger/model", "lexner_tagger/lexicon", "lexner_tagger/cfg", "crf_ner/model", "crf_ner/cfg",
-     "multimodal_entity_ruler/patterns.jsonl", "multimodal_entity_ruler/prototypes.msgpack"],
+    [
+        "lexner_tagger/model",
+        "lexner_tagger/lexicon",
+        "lexner_tagger/cfg",
+        "crf_ner/model",
+        "crf_ner/cfg",
+        "multimodal_entity_ruler/patterns.jsonl",
+        "multimodal_entity_ruler/prototypes.msgpack",
+    ],
 )
 def test_missing_file_is_named(saved, tmp_path, name):
     nlp_dir = _copy(saved, tmp_path)

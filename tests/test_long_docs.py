@@ -1,13 +1,14 @@
 """Long documents: bounded memory (measured in a subprocess by
 benchmarks/long_doc.py), windows that agree with sentence-by-sentence
 tagging, and spaCy's own E088 for docs over nlp.max_length."""
+
 import importlib.util
 
 import pytest
 import spacy
 
-from spacy_lexner.lexicon.windows import _SENTENCE_END
 from spacy_lexner.lexicon import Lattice
+from spacy_lexner.lexicon.windows import _SENTENCE_END
 
 from .tiny_pipelines import check_doc, ents_of, lexner_pipeline, write_lexicon
 from .util import REPO_ROOT

@@ -1,5 +1,6 @@
 """spacy-lexner merge-ensemble: separately trained taggers become one
 ensemble pipeline."""
+
 import numpy
 import pytest
 import spacy
@@ -8,8 +9,8 @@ from thinc.api import fix_random_seed
 from typer.testing import CliRunner
 
 from spacy_lexner.cli.app import app
-from spacy_lexner.pipeline.merge import merge_taggers
 from spacy_lexner.lexicon import Lattice
+from spacy_lexner.pipeline.merge import merge_taggers
 
 from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
@@ -42,7 +43,10 @@ def test_merged_tagger_averages_the_sources(saved_pair, tmp_path):
     emissions = [nlp.get_pipe("lexner_tagger").model.predict(docs).emissions for nlp in sources]
     transitions = [crf_module(nlp).transitions.detach() for nlp in sources]
     merged = merge_taggers([spacy.load(p) for p in saved_pair])
-    assert merged.config["components"]["lexner_tagger"]["model"]["@architectures"] == "spacy-lexner.LexiconTaggerEnsemble.v1"
+    assert (
+        merged.config["components"]["lexner_tagger"]["model"]["@architectures"]
+        == "spacy-lexner.LexiconTaggerEnsemble.v1"
+    )
     scores = merged.get_pipe("lexner_tagger").model.predict(docs).emissions
     numpy.testing.assert_allclose(scores, (emissions[0] + emissions[1]) / 2, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(crf_module(merged).transitions.detach(), (transitions[0] + transitions[1]) / 2)

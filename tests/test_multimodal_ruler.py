@@ -5,8 +5,8 @@ import numpy
 import pytest
 import spacy
 
-from spacy_lexner.util.image_context import set_image_context
 from spacy_lexner.pipeline.patterns import PatternError
+from spacy_lexner.util.image_context import set_image_context
 
 SHARED_PATTERNS = [
     {"label": "GPE", "pattern": "南京市"},
@@ -19,7 +19,13 @@ SHARED_PATTERNS = [
 TEXTS = ["南京市长江大桥很长。", "王五是腾讯公司的工程师，工号123。", "iPhone在Apple Store卖3999元😀", "", "长江"]
 ROCKY = [
     {"label": "PERSON", "pattern": "Rocky"},
-    {"label": "ANIMAL", "pattern": "Rocky", "visual": {"tags_any": ["dog"], "min_score": 0.5}, "relabel": True, "relabel_from": ["PERSON"]},
+    {
+        "label": "ANIMAL",
+        "pattern": "Rocky",
+        "visual": {"tags_any": ["dog"], "min_score": 0.5},
+        "relabel": True,
+        "relabel_from": ["PERSON"],
+    },
 ]
 
 
@@ -48,7 +54,10 @@ def test_equals_entity_ruler_on_chinese_chars(overwrite):
 
 
 def test_equals_entity_ruler_on_english():
-    patterns = [{"label": "ORG", "pattern": "Apple"}, {"label": "GPE", "pattern": [{"LOWER": "san"}, {"LOWER": "francisco"}]}]
+    patterns = [
+        {"label": "ORG", "pattern": "Apple"},
+        {"label": "GPE", "pattern": [{"LOWER": "san"}, {"LOWER": "francisco"}]},
+    ]
     reference, ours = two_rulers("en", patterns)
     for text in ["Apple is looking at buying a San Francisco startup", "apple san francisco", ""]:
         assert ents(ours(text)) == ents(reference(text))
@@ -94,10 +103,16 @@ def test_tags_none_and_embedding_similarity():
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("multimodal_entity_ruler")
     ruler.add_prototype("dog_photo", [1.0, 0.0, 0.0])
-    ruler.add_patterns([
-        {"label": "ANIMAL", "pattern": "Rocky", "visual": {"embedding_sim": {"prototype": "dog_photo", "min": 0.8}}},
-        {"label": "PERSON", "pattern": "Max", "visual": {"tags_none": ["dog", "cat"], "min_score": 0.5}},
-    ])
+    ruler.add_patterns(
+        [
+            {
+                "label": "ANIMAL",
+                "pattern": "Rocky",
+                "visual": {"embedding_sim": {"prototype": "dog_photo", "min": 0.8}},
+            },
+            {"label": "PERSON", "pattern": "Max", "visual": {"tags_none": ["dog", "cat"], "min_score": 0.5}},
+        ]
+    )
     near = set_image_context(nlp.make_doc("Rocky and Max"), tags=[("dog", 0.3)], embedding=[0.9, 0.1, 0.0])
     far = set_image_context(nlp.make_doc("Rocky and Max"), tags=[("cat", 0.7)], embedding=[0.0, 1.0, 0.0])
     assert [e.label_ for e in nlp(near).ents] == ["ANIMAL", "PERSON"]
@@ -127,7 +142,9 @@ def test_conflict_policies(policy, expected):
 def test_prefer_longer_keeps_longer_existing():
     nlp = spacy.blank("zh")
     nlp.add_pipe("entity_ruler", name="earlier").add_patterns([{"label": "LOC", "pattern": "长江大桥"}])
-    nlp.add_pipe("multimodal_entity_ruler", config={"conflict_policy": "prefer_longer"}).add_patterns([{"label": "X", "pattern": "长江"}])
+    nlp.add_pipe("multimodal_entity_ruler", config={"conflict_policy": "prefer_longer"}).add_patterns(
+        [{"label": "X", "pattern": "长江"}]
+    )
     assert [e.label_ for e in nlp("长江大桥").ents] == ["LOC"]
 
 
@@ -142,11 +159,14 @@ def test_serialization_round_trip(tmp_path):
     nlp = spacy.blank("zh")
     ruler = nlp.add_pipe("multimodal_entity_ruler", config={"conflict_policy": "prefer_longer"})
     ruler.add_prototype("dog", [0.5, 0.5])
-    ruler.add_patterns(SHARED_PATTERNS + [{"label": "ANIMAL", "pattern": "旺财", "visual": {"embedding_sim": {"prototype": "dog", "min": 0.9}}}])
+    ruler.add_patterns(
+        SHARED_PATTERNS
+        + [{"label": "ANIMAL", "pattern": "旺财", "visual": {"embedding_sim": {"prototype": "dog", "min": 0.9}}}]
+    )
     doc_text = "旺财在南京市长江大桥"
     make = lambda n: set_image_context(n.make_doc(doc_text), embedding=[1.0, 1.0])  # noqa: E731
     expected = ents(nlp(make(nlp)))
-    assert ("ANIMAL" in [e[2] for e in expected])
+    assert "ANIMAL" in [e[2] for e in expected]
     nlp.to_disk(tmp_path / "nlp")
     loaded = spacy.load(tmp_path / "nlp")
     from_bytes = spacy.blank("zh")
@@ -164,10 +184,15 @@ def test_initialize_from_config_with_lexicon_file(tmp_path):
     nlp = spacy.blank("zh")
     nlp.add_pipe("multimodal_entity_ruler")
     nlp.config["initialize"]["components"]["multimodal_entity_ruler"] = {
-        "patterns": [{"label": "GPE", "pattern": "南京"}], "lexicons": {"ANIMAL": str(words)},
+        "patterns": [{"label": "GPE", "pattern": "南京"}],
+        "lexicons": {"ANIMAL": str(words)},
     }
     nlp.initialize()
-    assert [(e.text, e.label_) for e in nlp("小白和旺财在南京").ents] == [("小白", "ANIMAL"), ("旺财", "ANIMAL"), ("南京", "GPE")]
+    assert [(e.text, e.label_) for e in nlp("小白和旺财在南京").ents] == [
+        ("小白", "ANIMAL"),
+        ("旺财", "ANIMAL"),
+        ("南京", "GPE"),
+    ]
 
 
 def test_bad_lexicon_file_names_line(tmp_path):
@@ -185,7 +210,10 @@ def test_bad_lexicon_file_names_line(tmp_path):
         ({"label": "", "pattern": "a"}, "label"),
         ({"label": "X", "pattern": "a", "visual": {"tags_any": "dog"}}, "visual.tags_any"),
         ({"label": "X", "pattern": "a", "visual": {"min_score": 2}}, "visual.min_score"),
-        ({"label": "X", "pattern": "a", "visual": {"embedding_sim": {"prototype": "nope", "min": 0.5}}}, "visual.embedding_sim.prototype"),
+        (
+            {"label": "X", "pattern": "a", "visual": {"embedding_sim": {"prototype": "nope", "min": 0.5}}},
+            "visual.embedding_sim.prototype",
+        ),
         ({"label": "X", "pattern": "a", "visual": {"colour": "red"}}, "visual.colour"),
         ({"label": "X", "pattern": "a", "relabel": "yes"}, "relabel"),
         ({"label": "X", "pattern": "a", "labels": ["Y"]}, "labels"),
@@ -206,10 +234,22 @@ def test_missing_image_warns_and_continues(tmp_path):
 
     model_dir = make_tiny_chinese_clip(tmp_path / "clip")
     nlp = spacy.blank("zh")
-    ruler = nlp.add_pipe("multimodal_entity_ruler", config={"image_context": {
-        "@misc": "spacy-lexner.clip_image_context.v1", "model_path": str(model_dir), "tags": ["狗", "人"],
-    }})
-    ruler.add_patterns([{"label": "PER", "pattern": "旺财"}, {"label": "ANIMAL", "pattern": "旺财", "visual": {"tags_any": ["狗"]}, "relabel": True}])
+    ruler = nlp.add_pipe(
+        "multimodal_entity_ruler",
+        config={
+            "image_context": {
+                "@misc": "spacy-lexner.clip_image_context.v1",
+                "model_path": str(model_dir),
+                "tags": ["狗", "人"],
+            }
+        },
+    )
+    ruler.add_patterns(
+        [
+            {"label": "PER", "pattern": "旺财"},
+            {"label": "ANIMAL", "pattern": "旺财", "visual": {"tags_any": ["狗"]}, "relabel": True},
+        ]
+    )
     bad_file = tmp_path / "not_an_image.jpg"
     bad_file.write_text("no pixels here")
     data = [("旺财很可爱", {"image": str(tmp_path / "missing.jpg")}), ("旺财很可爱", {"image": str(bad_file)})]
@@ -230,10 +270,17 @@ def test_tiny_clip_getter_end_to_end(tmp_path):
     image_path = tmp_path / "dog.png"
     Image.fromarray((numpy.random.default_rng(0).random((40, 48, 3)) * 255).astype("uint8")).save(image_path)
     nlp = spacy.blank("zh")
-    ruler = nlp.add_pipe("multimodal_entity_ruler", config={"image_context": {
-        "@misc": "spacy-lexner.clip_image_context.v1", "model_path": str(model_dir), "tags": ["狗", "人", "猫"],
-        "prompt_template": "一张{}的照片",
-    }})
+    ruler = nlp.add_pipe(
+        "multimodal_entity_ruler",
+        config={
+            "image_context": {
+                "@misc": "spacy-lexner.clip_image_context.v1",
+                "model_path": str(model_dir),
+                "tags": ["狗", "人", "猫"],
+                "prompt_template": "一张{}的照片",
+            }
+        },
+    )
     ruler.add_patterns([{"label": "PER", "pattern": "旺财"}])
     doc = nlp.make_doc("旺财很可爱")
     doc.user_data["image"] = str(image_path)

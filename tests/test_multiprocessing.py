@@ -1,5 +1,6 @@
 """nlp.pipe with n_process=2 and batch sizes 1 and 1000 gives what nlp()
 gives one doc at a time, for pipelines loaded from disk."""
+
 import multiprocessing
 
 import pytest
@@ -9,8 +10,14 @@ from .tiny_pipelines import crf_pipeline, ents_of, lexner_pipeline, write_lexico
 from .util import pipe_with_spawn
 
 TEXTS = [
-    "张三在北京大学工作。", "李四去了上海。", "王五是腾讯公司的工程师，在Apple Store卖了3台。",
-    "", "  ", "😀\x00ＡＢＣ", "南京市长江大桥很长。" * 40, "旺财",
+    "张三在北京大学工作。",
+    "李四去了上海。",
+    "王五是腾讯公司的工程师，在Apple Store卖了3台。",
+    "",
+    "  ",
+    "😀\x00ＡＢＣ",
+    "南京市长江大桥很长。" * 40,
+    "旺财",
 ]
 
 

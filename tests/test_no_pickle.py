@@ -1,4 +1,5 @@
 """No unsafe deserialisation anywhere in the package."""
+
 import re
 
 from .util import REPO_ROOT

@@ -5,6 +5,7 @@ Slow (a venv with torch, spaCy and spacy-lexner is built from the pip cache
 and index), but CI runs it: it is the only check that the entry points make
 spaCy list spacy-lexner as a requirement of the packaged pipeline.
 """
+
 import json
 import os
 import shutil
@@ -49,10 +50,16 @@ def train_tiny_pipeline(path: Path, wordlist: Path) -> None:
     # A multimodal ruler whose visual pattern and prototype must survive packaging.
     ruler = nlp.add_pipe("multimodal_entity_ruler")
     ruler.add_prototype("bridge_photo", [1.0, 0.0])
-    ruler.add_patterns([
-        {"label": "BRIDGE", "pattern": "长江大桥", "visual": {"tags_any": ["bridge"]}, "relabel": True},
-        {"label": "JOB", "pattern": "工程师", "visual": {"embedding_sim": {"prototype": "bridge_photo", "min": -1.0}}},
-    ])
+    ruler.add_patterns(
+        [
+            {"label": "BRIDGE", "pattern": "长江大桥", "visual": {"tags_any": ["bridge"]}, "relabel": True},
+            {
+                "label": "JOB",
+                "pattern": "工程师",
+                "visual": {"embedding_sim": {"prototype": "bridge_photo", "min": -1.0}},
+            },
+        ]
+    )
     nlp.to_disk(path)
 
 
@@ -69,7 +76,8 @@ def copy_source(dest: Path) -> Path:
     if not (dest / "README.md").exists():  # setup.cfg reads it as long_description
         (dest / "README.md").write_text("spacy-lexner\n", encoding="utf-8")
     shutil.copytree(
-        REPO_ROOT / "spacy_lexner", dest / "spacy_lexner",
+        REPO_ROOT / "spacy_lexner",
+        dest / "spacy_lexner",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
     )
     return dest
@@ -103,9 +111,22 @@ def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
     packages = tmp_path / "packages"
     packages.mkdir()
     run(
-        [sys.executable, "-m", "spacy", "package", str(model_dir), str(packages),
-         "--name", "lexner_tiny", "--version", "0.0.1", "--build", "wheel"],
-        cwd=tmp_path, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "package",
+            str(model_dir),
+            str(packages),
+            "--name",
+            "lexner_tiny",
+            "--version",
+            "0.0.1",
+            "--build",
+            "wheel",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ),
     )
     pkg_dir = packages / "zh_lexner_tiny-0.0.1"
     requirements = srsly.read_json(pkg_dir / "meta.json")["requirements"]

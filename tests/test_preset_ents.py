@@ -1,6 +1,7 @@
 """Entities set earlier in the pipeline (an entity_ruler, user code) are kept,
 and the CRF decodes the rest around them, as spaCy's ner does; with
 overwrite_ents = true the NER component replaces them."""
+
 import numpy
 import pytest
 import spacy
@@ -8,8 +9,8 @@ import torch
 from spacy.tokens import Doc
 from thinc.api import fix_random_seed
 
-from spacy_lexner.util.tags import TagScheme
 from spacy_lexner.models.pytorch.crf import viterbi_decode
+from spacy_lexner.util.tags import TagScheme
 
 from .tiny_pipelines import tiny_tok2vec
 from .util import blank_with_tagger, ents_of, make_examples, train_nlp

@@ -1,10 +1,11 @@
 """Initialising lexner_tagger's hashed embedding tables from pretrained vectors."""
+
 import numpy
 import pytest
 from thinc.api import fix_random_seed
 
-from spacy_lexner.models.pretrained import assign_rows, load_pretrained_vectors, read_vectors
 from spacy_lexner.lexicon import Lattice
+from spacy_lexner.models.pretrained import assign_rows, load_pretrained_vectors, read_vectors
 
 from .util import blank_with_tagger, make_examples
 
@@ -103,7 +104,11 @@ def test_bad_vectors_files(tmp_path):
         load_pretrained_vectors(model, write_vectors(tmp_path / "narrow.npz", width=8))
     with pytest.raises(ValueError, match="not found"):
         load_pretrained_vectors(model, tmp_path / "missing.npz")
-    numpy.savez(tmp_path / "objects.npz", chars_keys=numpy.array([{"a": 1}], dtype=object), chars_vectors=numpy.zeros((1, WIDTH)))
+    numpy.savez(
+        tmp_path / "objects.npz",
+        chars_keys=numpy.array([{"a": 1}], dtype=object),
+        chars_vectors=numpy.zeros((1, WIDTH)),
+    )
     with pytest.raises(ValueError, match="Cannot read"):
         load_pretrained_vectors(model, tmp_path / "objects.npz")
 

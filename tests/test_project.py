@@ -2,6 +2,7 @@
 the Weibo assets, trained for 10 steps, in a copy of the project. A second
 run must skip every step.
 """
+
 import shutil
 from pathlib import Path
 
@@ -72,4 +73,4 @@ def test_project_trains_from_pretrained_vectors(tmp_path: Path) -> None:
     assert (tmp_path / vectors).is_file()
     project_run(tmp_path, "train", overrides={**OVERRIDES, "vars.vectors": vectors}, capture=True)
     config = (tmp_path / "training" / "default" / "model-best" / "config.cfg").read_text(encoding="utf-8")
-    assert f"pretrained_vectors = \"{vectors}\"" in config
+    assert f'pretrained_vectors = "{vectors}"' in config

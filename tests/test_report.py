@@ -2,6 +2,7 @@
 and EECR on a toy train/test pair, agreement with ``spacy evaluate`` on tiny
 trained pipelines (tests/util.py data, and Weibo when shared/data is there),
 and an index.html that opens in headless Chromium without console errors."""
+
 import json
 import os
 from html.parser import HTMLParser
@@ -105,8 +106,12 @@ def test_attributes_hand_computed():
     assert (sent0.length, sent0.n_gold_ents, sent0.n_oov_chars) == (8, 3, 4)
     beijing = EntSpan(0, 6, 8, "LOC", "北京")
     assert span_attributes(beijing, sent0, stats, LEXICON) == {
-        "entity_length": 2.0, "sentence_length": 8.0, "entity_density": 3 / 8,
-        "oov_density": 0.5, "train_frequency": 3.0, "label_consistency": 2 / 3,
+        "entity_length": 2.0,
+        "sentence_length": 8.0,
+        "entity_density": 3 / 8,
+        "oov_density": 0.5,
+        "train_frequency": 3.0,
+        "label_consistency": 2 / 3,
         "lexicon_coverage": 1.0,
     }
     lisi = span_attributes(EntSpan(0, 3, 5, "PER", "李四"), sent0, stats, LEXICON)
@@ -124,37 +129,60 @@ def test_attributes_hand_computed():
 def test_entity_attributes_and_buckets_in_report(toy_report):
     row = entity(toy_report, 0, 6)  # 北京 LOC
     assert row["buckets"] == {
-        "entity_length": "1-2", "sentence_length": "<=20", "entity_density": ">0.1",
-        "oov_density": ">0.15", "train_frequency": "3-9", "label_consistency": "(0.5,1)",
+        "entity_length": "1-2",
+        "sentence_length": "<=20",
+        "entity_density": ">0.1",
+        "oov_density": ">0.15",
+        "train_frequency": "3-9",
+        "label_consistency": "(0.5,1)",
         "lexicon_coverage": "yes",
     }
     assert entity(toy_report, 2, 0)["buckets"]["label_consistency"] == "(0,0.5]"  # 北京 ORG: 1/3
-    assert entity(toy_report, 1, 0)["buckets"]["label_consistency"] == "0"        # 苹果 LOC
-    assert entity(toy_report, 0, 0)["buckets"]["label_consistency"] == "1"        # 张三 PER: 2/2
-    assert entity(toy_report, 0, 3)["buckets"]["train_frequency"] == "0"          # 李四
-    assert entity(toy_report, 4, 0)["buckets"]["train_frequency"] == "1-2"        # 王五
-    assert entity(toy_report, 1, 0)["buckets"]["lexicon_coverage"] == "no"        # 苹果
+    assert entity(toy_report, 1, 0)["buckets"]["label_consistency"] == "0"  # 苹果 LOC
+    assert entity(toy_report, 0, 0)["buckets"]["label_consistency"] == "1"  # 张三 PER: 2/2
+    assert entity(toy_report, 0, 3)["buckets"]["train_frequency"] == "0"  # 李四
+    assert entity(toy_report, 4, 0)["buckets"]["train_frequency"] == "1-2"  # 王五
+    assert entity(toy_report, 1, 0)["buckets"]["lexicon_coverage"] == "no"  # 苹果
     assert toy_report["data"]["lexicon"].startswith("pipeline component 'entity_ruler'")
 
 
 # -- buckets ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attr,value,expected", [
-    ("entity_length", 1, "1-2"), ("entity_length", 2, "1-2"), ("entity_length", 3, "3"),
-    ("entity_length", 5, "4-5"), ("entity_length", 6, ">=6"), ("entity_length", 40, ">=6"),
-    ("sentence_length", 20, "<=20"), ("sentence_length", 21, "21-40"), ("sentence_length", 80, "41-80"),
-    ("sentence_length", 81, ">80"),
-    ("entity_density", 0.02, "<=0.02"), ("entity_density", 0.021, "(0.02,0.05]"),
-    ("entity_density", 0.1, "(0.05,0.1]"), ("entity_density", 0.11, ">0.1"),
-    ("oov_density", 0, "0"), ("oov_density", 0.05, "(0,0.05]"), ("oov_density", 0.15, "(0.05,0.15]"),
-    ("oov_density", 1.0, ">0.15"),
-    ("train_frequency", 0, "0"), ("train_frequency", 2, "1-2"), ("train_frequency", 9, "3-9"),
-    ("train_frequency", 10, ">=10"),
-    ("label_consistency", 0, "0"), ("label_consistency", 0.5, "(0,0.5]"),
-    ("label_consistency", 0.999, "(0.5,1)"), ("label_consistency", 1, "1"),
-    ("lexicon_coverage", 0, "no"), ("lexicon_coverage", 1, "yes"), ("lexicon_coverage", None, None),
-])
+@pytest.mark.parametrize(
+    "attr,value,expected",
+    [
+        ("entity_length", 1, "1-2"),
+        ("entity_length", 2, "1-2"),
+        ("entity_length", 3, "3"),
+        ("entity_length", 5, "4-5"),
+        ("entity_length", 6, ">=6"),
+        ("entity_length", 40, ">=6"),
+        ("sentence_length", 20, "<=20"),
+        ("sentence_length", 21, "21-40"),
+        ("sentence_length", 80, "41-80"),
+        ("sentence_length", 81, ">80"),
+        ("entity_density", 0.02, "<=0.02"),
+        ("entity_density", 0.021, "(0.02,0.05]"),
+        ("entity_density", 0.1, "(0.05,0.1]"),
+        ("entity_density", 0.11, ">0.1"),
+        ("oov_density", 0, "0"),
+        ("oov_density", 0.05, "(0,0.05]"),
+        ("oov_density", 0.15, "(0.05,0.15]"),
+        ("oov_density", 1.0, ">0.15"),
+        ("train_frequency", 0, "0"),
+        ("train_frequency", 2, "1-2"),
+        ("train_frequency", 9, "3-9"),
+        ("train_frequency", 10, ">=10"),
+        ("label_consistency", 0, "0"),
+        ("label_consistency", 0.5, "(0,0.5]"),
+        ("label_consistency", 0.999, "(0.5,1)"),
+        ("label_consistency", 1, "1"),
+        ("lexicon_coverage", 0, "no"),
+        ("lexicon_coverage", 1, "yes"),
+        ("lexicon_coverage", None, None),
+    ],
+)
 def test_default_bucket_edges(attr, value, expected):
     assert assign_bucket(value, DEFAULT_BUCKETS[attr]) == expected
 
@@ -167,8 +195,14 @@ def test_four_buckets_per_attribute_by_default():
 def test_buckets_from_edges(tmp_path):
     buckets = buckets_from_edges([0, 2, 3, 5, None])
     assert [b.name for b in buckets] == ["[0,2]", "(2,3]", "(3,5]", "(5,inf)"]
-    assert [assign_bucket(v, buckets) for v in (0, 2, 2.5, 5, 100, -1)] == \
-        ["[0,2]", "[0,2]", "(2,3]", "(3,5]", "(5,inf)", None]
+    assert [assign_bucket(v, buckets) for v in (0, 2, 2.5, 5, 100, -1)] == [
+        "[0,2]",
+        "[0,2]",
+        "(2,3]",
+        "(3,5]",
+        "(5,inf)",
+        None,
+    ]
     with pytest.raises(ValueError, match="non-decreasing"):
         buckets_from_edges([3, 1])
     path = tmp_path / "b.json"
@@ -219,7 +253,11 @@ def test_ecr_bucket_edges():
 def test_report_eecr_and_ecr_bucket_f1(toy_report):
     assert toy_report["data"]["eecr"]["eecr"] == pytest.approx(0.5)
     assert toy_report["data"]["ecr_bucket_mentions"] == {
-        "rho=1": 1, "0.5<rho<1": 3, "0<rho<=0.5": 2, "rho=0, seen (other label)": 1, "unseen": 1,
+        "rho=1": 1,
+        "0.5<rho<1": 3,
+        "0<rho<=0.5": 2,
+        "rho=0, seen (other label)": 1,
+        "unseen": 1,
     }
     rows = {r["bucket"]: r for r in toy_report["models"][0]["ecr_buckets"]}
     # 张三: 2 of 3 gold found, both predictions right.
@@ -280,19 +318,25 @@ def test_error_chain_is_one_boundary_error():
 
 def test_label_mismatch_is_a_clear_error():
     with pytest.raises(ReportError) as err:
-        build_report([("m", fake_model(labels=("PER.NAM", "LOC.NAM")))], TEST, TRAIN,
-                     pred_docs=[PRED], progress=False)
+        build_report([("m", fake_model(labels=("PER.NAM", "LOC.NAM")))], TEST, TRAIN, pred_docs=[PRED], progress=False)
     text = str(err.value)
     assert "model labels: ['LOC.NAM', 'PER.NAM']" in text
     assert "data labels:  ['LOC', 'ORG', 'PER']" in text
-    report = build_report([("m", fake_model(labels=("PER.NAM",)))], TEST, TRAIN, pred_docs=[PRED],
-                          allow_label_mismatch=True, progress=False)
+    report = build_report(
+        [("m", fake_model(labels=("PER.NAM",)))],
+        TEST,
+        TRAIN,
+        pred_docs=[PRED],
+        allow_label_mismatch=True,
+        progress=False,
+    )
     assert report["data"]["labels"]["models"]["m"]["labels"] == ["PER.NAM"]
 
 
 def test_no_lexicon_marks_na():
-    report = build_report([("m", fake_model(lexicon=None))], TEST, TRAIN, pred_docs=[PRED],
-                          lexicon_fallback="none", progress=False)
+    report = build_report(
+        [("m", fake_model(lexicon=None))], TEST, TRAIN, pred_docs=[PRED], lexicon_fallback="none", progress=False
+    )
     assert report["data"]["lexicon"].startswith("none")
     assert all(e["buckets"]["lexicon_coverage"] is None for e in report["entities"])
     rows = report["models"][0]["buckets"]["lexicon_coverage"]
@@ -392,8 +436,9 @@ def tiny_run(tmp_path_factory):
     DocBin(docs=[eg.reference for eg in make_examples(nlp, TRAIN_DATA)]).to_disk(train_path)
     DocBin(docs=[eg.reference for eg in make_examples(nlp, TRAIN_DATA + EXTRA_TEST)]).to_disk(test_path)
     out = tmp / "report"
-    result = CliRunner().invoke(app, ["report", str(m1), str(test_path), "--train", str(train_path),
-                                      "--output", str(out), "--compare", str(m2)])
+    result = CliRunner().invoke(
+        app, ["report", str(m1), str(test_path), "--train", str(train_path), "--output", str(out), "--compare", str(m2)]
+    )
     assert result.exit_code == 0, result.output
     return {"models": [m1, m2], "test": test_path, "out": out, "output": result.output}
 
@@ -411,26 +456,40 @@ def test_cli_errors_are_clear(tmp_path):
     bad = tmp_path / "missing_model"
     test = tmp_path / "t.spacy"
     DocBin(docs=TEST).to_disk(test)
-    result = CliRunner().invoke(app, ["report", str(bad), str(test), "--train", str(test), "--output",
-                                      str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["report", str(bad), str(test), "--train", str(test), "--output", str(tmp_path / "out")]
+    )
     assert result.exit_code == 1
     assert "Could not load the pipeline" in result.output
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium on PATH (apt-get install chromium); "
-                    "the HTML is still checked with html.parser in the other tests")
+@pytest.mark.skipif(
+    find_chromium() is None,
+    reason="no chromium on PATH (apt-get install chromium); "
+    "the HTML is still checked with html.parser in the other tests",
+)
 def test_index_html_has_no_console_errors_in_chromium(tiny_run):
     errors = console_errors(file_url(tiny_run["out"] / "index.html"), find_chromium())
     assert errors == []
 
 
-@pytest.mark.skipif(not (WEIBO / "weiboNER_2nd_conll.train").exists(),
-                    reason=f"Weibo data not found under {WEIBO} (set LEXNER_DATA_DIR to shared/data)")
+@pytest.mark.skipif(
+    not (WEIBO / "weiboNER_2nd_conll.train").exists(),
+    reason=f"Weibo data not found under {WEIBO} (set LEXNER_DATA_DIR to shared/data)",
+)
 def test_weibo_two_models_match_spacy_evaluate(tmp_path):
     runner = CliRunner()
     for split in ("train", "test"):
-        result = runner.invoke(app, ["convert", str(WEIBO / f"weiboNER_2nd_conll.{split}"),
-                                     str(tmp_path / f"{split}.spacy"), "--format", "weibo"])
+        result = runner.invoke(
+            app,
+            [
+                "convert",
+                str(WEIBO / f"weiboNER_2nd_conll.{split}"),
+                str(tmp_path / f"{split}.spacy"),
+                "--format",
+                "weibo",
+            ],
+        )
         assert result.exit_code == 0, result.output
     nlp = spacy.blank("zh")
     train_docs = list(DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab))
@@ -443,8 +502,20 @@ def test_weibo_two_models_match_spacy_evaluate(tmp_path):
     data = [(d.text, [(e.start_char, e.end_char, e.label_) for e in d.ents]) for d in chosen]
     m1, m2 = train_two(tmp_path, data, first=1, second=3)
     out = tmp_path / "report"
-    result = runner.invoke(app, ["report", str(m1), str(tmp_path / "test.spacy"), "--train",
-                                 str(tmp_path / "train.spacy"), "--output", str(out), "--compare", str(m2)])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(m1),
+            str(tmp_path / "test.spacy"),
+            "--train",
+            str(tmp_path / "train.spacy"),
+            "--output",
+            str(out),
+            "--compare",
+            str(m2),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text(encoding="utf8"))
     assert report["data"]["n_docs"] == 270 and report["data"]["n_gold"] == 418

@@ -1,5 +1,6 @@
 """Two CPU training runs of configs/resume.cfg with the same seed give
 identical scores and identical predictions."""
+
 import spacy
 import srsly
 from spacy.cli.train import train

@@ -1,5 +1,6 @@
 """The project scripts: dev carving and the upstream forms of the downloaded
 MSRA (zip) and CLUENER (pretty-printed JSON) assets."""
+
 import json
 import zipfile
 from pathlib import Path

@@ -6,6 +6,7 @@ window text (every train and dev sentence) in the shared StringStore: the
 saved vocab/strings.json carried the training data, and a server's memory
 grew with each distinct text.
 """
+
 import random
 from pathlib import Path
 from typing import List
@@ -40,7 +41,8 @@ def test_spacy_train_saves_no_training_text(tmp_path: Path) -> None:
         "training.max_steps": 4,
         "training.eval_frequency": 2,
         "initialize.components.lexner_tagger.lexicon": {
-            "@lexicons": "spacy-lexner.file_lexicon.v1", "paths": [str(write_lexicon(tmp_path / "lex.txt"))],
+            "@lexicons": "spacy-lexner.file_lexicon.v1",
+            "paths": [str(write_lexicon(tmp_path / "lex.txt"))],
         },
     }
     train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)

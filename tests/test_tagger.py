@@ -4,12 +4,11 @@ import sys
 import numpy
 import pytest
 import spacy
-
-from spacy_lexner.lexicon import Lattice
 import torch
 from spacy.tokens import Doc
 
 from spacy_lexner import Lexicon
+from spacy_lexner.lexicon import Lattice
 from spacy_lexner.pipeline.lexner_tagger import LexiconTagger
 
 from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, train_nlp
@@ -84,7 +83,9 @@ def test_long_doc_is_windowed(trained):
     doc = trained(text)
     assert doc.text == text
     per_sentence = ents_of(trained(sentence))
-    expected = [(s + i * len(sentence), e + i * len(sentence), label) for i in range(10_000) for s, e, label in per_sentence]
+    expected = [
+        (s + i * len(sentence), e + i * len(sentence), label) for i in range(10_000) for s, e, label in per_sentence
+    ]
     assert ents_of(doc) == expected
 
 
@@ -232,8 +233,12 @@ def test_parameter_averages_reach_torch_layers(factory):
     optimizer = Adam(0.01, use_averages=True)
     for _ in range(5):
         nlp.update(examples, sgd=optimizer)
-    params = [(shim.id, name, param) for node in nlp.get_pipe(factory).model.walk() for shim in node.shims
-              for name, param in shim._model.named_parameters()]
+    params = [
+        (shim.id, name, param)
+        for node in nlp.get_pipe(factory).model.walk()
+        for shim in node.shims
+        for name, param in shim._model.named_parameters()
+    ]
     trained = [param.detach().clone() for _, _, param in params]
     with nlp.use_params(optimizer.averages):
         for shim_id, name, param in params:

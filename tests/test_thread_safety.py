@@ -7,17 +7,18 @@ cold, as in a server that just started. A short thread switch interval makes
 the interpreter interleave the threads often, so a race shows up in a test
 of seconds instead of hours of traffic.
 """
+
 import random
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, List
+from typing import List
 
 import pytest
 import spacy
 
 from .test_ensemble import ensemble_model
-from .tiny_pipelines import RULER_PATTERNS, crf_pipeline, ents_of, tiny_tok2vec
+from .tiny_pipelines import RULER_PATTERNS, crf_pipeline, ents_of
 from .util import make_examples, small_model, train_nlp
 
 N_THREADS = 4

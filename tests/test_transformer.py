@@ -1,6 +1,7 @@
 """The spacy-transformers path, for real, with a tiny random BERT built in a
 temp dir: crf_ner and lexner_tagger over a TransformerListener, trained with
 `spacy train` from the shipped configs and in-process, then round-tripped."""
+
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,10 @@ def test_spacy_train_config(name, tiny_bert, tmp_path):
     data = tmp_path / "train.spacy"
     DocBin(docs=[eg.reference for eg in make_examples(spacy.blank("zh"))]).to_disk(data)
     overrides = {
-        "paths.train": str(data), "paths.dev": str(data),
-        "training.max_steps": 6, "training.eval_frequency": 3,
+        "paths.train": str(data),
+        "paths.dev": str(data),
+        "training.max_steps": 6,
+        "training.eval_frequency": 3,
     }
     if name != "crf_ner":
         overrides["paths.transformer"] = str(tiny_bert)
@@ -49,7 +52,9 @@ def test_spacy_train_config(name, tiny_bert, tmp_path):
 
 @pytest.mark.parametrize("name", ["crf_trf", "lexner_trf"])
 def test_overfit_with_tiny_bert(name, tiny_bert, tmp_path):
-    config = load_config(REPO_ROOT / "configs" / f"{name}.cfg", overrides={"paths.transformer": str(tiny_bert)}, interpolate=True)
+    config = load_config(
+        REPO_ROOT / "configs" / f"{name}.cfg", overrides={"paths.transformer": str(tiny_bert)}, interpolate=True
+    )
     nlp = load_model_from_config(config, auto_fill=True)
     examples = make_examples(nlp)
     optimizer = nlp.initialize(lambda: examples)
@@ -63,7 +68,9 @@ def test_overfit_with_tiny_bert(name, tiny_bert, tmp_path):
 
 def test_lexicon_fusion_sees_transformer_gradients(tiny_bert):
     """The transformer is updated through the lexner_tagger's listener."""
-    config = load_config(REPO_ROOT / "configs" / "lexner_trf.cfg", overrides={"paths.transformer": str(tiny_bert)}, interpolate=True)
+    config = load_config(
+        REPO_ROOT / "configs" / "lexner_trf.cfg", overrides={"paths.transformer": str(tiny_bert)}, interpolate=True
+    )
     nlp = load_model_from_config(config, auto_fill=True)
     examples = make_examples(nlp)
     optimizer = nlp.initialize(lambda: examples)

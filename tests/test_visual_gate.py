@@ -1,12 +1,13 @@
 """The learned visual gate: only the image tells ANIMAL from PER."""
+
 import random
 
 import pytest
 import spacy
 from spacy.util import minibatch
 
-from spacy_lexner.util.image_context import set_image_context
 from spacy_lexner.corpora.synthetic import blank_pipeline, label_accuracy, make_examples
+from spacy_lexner.util.image_context import set_image_context
 
 
 def train(visual: bool, n_train: int = 120, epochs: int = 6):
@@ -42,7 +43,9 @@ def test_round_trip_keeps_visual_predictions(fused, tmp_path):
     from_bytes = spacy.util.load_model_from_config(fused.config, auto_fill=False)
     from_bytes.from_bytes(fused.to_bytes())
     for other in (loaded, from_bytes):
-        assert [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in other.pipe(docs(), batch_size=3)] == expected
+        assert [
+            [(e.start_char, e.end_char, e.label_) for e in d.ents] for d in other.pipe(docs(), batch_size=3)
+        ] == expected
         assert [[(e.start_char, e.end_char, e.label_) for e in other(d).ents] for d in docs()] == expected
 
 

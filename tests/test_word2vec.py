@@ -1,4 +1,5 @@
 """Training char, bigram and word vectors on raw text (spacy_lexner.corpora.word2vec and its CLI)."""
+
 import numpy
 import pytest
 import spacy
@@ -7,10 +8,9 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_lexner.cli.app import app
-from spacy_lexner.lexicon import Lexicon
-from spacy_lexner.models.pretrained import load_pretrained_vectors, read_vectors
 from spacy_lexner.corpora.word2vec import Word2VecSettings, pretrain_vectors, read_texts
-from spacy_lexner.lexicon import Lattice
+from spacy_lexner.lexicon import Lattice, Lexicon
+from spacy_lexner.models.pretrained import load_pretrained_vectors, read_vectors
 
 from .util import blank_with_tagger, make_examples
 
@@ -88,10 +88,24 @@ def test_cli_writes_vectors_the_tagger_loads(tmp_path):
     corpus = tmp_path / "raw.txt"
     corpus.write_text("\n".join(TEXTS), encoding="utf8")
     output = tmp_path / "vectors.npz"
-    result = CliRunner().invoke(app, [
-        "pretrain-vectors", str(output), str(corpus), "--char-width", "16", "--bigram-width", "16",
-        "--word-width", "16", "--epochs", "1", "--min-count", "1",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "pretrain-vectors",
+            str(output),
+            str(corpus),
+            "--char-width",
+            "16",
+            "--bigram-width",
+            "16",
+            "--word-width",
+            "16",
+            "--epochs",
+            "1",
+            "--min-count",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert srsly.read_json(output.with_suffix(".json"))["char_width"] == 16
     nlp = blank_with_tagger()  # widths 16, as in the test pipelines

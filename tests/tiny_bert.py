@@ -1,6 +1,7 @@
 """A tiny random BERT saved in a temp dir: the real spacy-transformers code
 path, with no download. The vocab is the most frequent characters of jieba's
 bundled dictionary plus ASCII letters and digits."""
+
 from collections import Counter
 from pathlib import Path
 from typing import List
@@ -29,8 +30,12 @@ def make_tiny_bert(directory: Path, hidden: int = 64, layers: int = 2) -> Path:
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf8")
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=2, intermediate_size=hidden * 2, max_position_embeddings=512,
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
     )
     BertModel(config).save_pretrained(str(directory))
     BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=False).save_pretrained(str(directory))

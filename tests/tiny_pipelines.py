@@ -4,6 +4,7 @@ multiprocessing, loading, the version fixture).
 Both use a 10-word file lexicon instead of jieba's 349k words and small
 hashed tables, so they train in seconds and save to a few hundred KB.
 """
+
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -14,8 +15,16 @@ from spacy.tokens import Doc
 from .util import make_examples, small_model, train_nlp
 
 LEXICON_LINES = [
-    "张三\t100\tnr", "李四\t100\tnr", "王五\t100\tnr", "北京大学\t50\tnt", "腾讯公司\t50\tnt",
-    "上海\t200\tns", "北京\t200\tns", "南京市\t80\tns", "长江大桥\t30\tns", "工程师\t40\tn",
+    "张三\t100\tnr",
+    "李四\t100\tnr",
+    "王五\t100\tnr",
+    "北京大学\t50\tnt",
+    "腾讯公司\t50\tnt",
+    "上海\t200\tns",
+    "北京\t200\tns",
+    "南京市\t80\tns",
+    "长江大桥\t30\tns",
+    "工程师\t40\tn",
 ]
 RULER_PATTERNS = [
     {"label": "ORG", "pattern": "腾讯"},
@@ -40,12 +49,18 @@ def tiny_tok2vec() -> Dict:
     return {
         "@architectures": "spacy.Tok2Vec.v2",
         "embed": {
-            "@architectures": "spacy.MultiHashEmbed.v2", "width": 32, "attrs": ["NORM", "SHAPE"],
-            "rows": [500, 50], "include_static_vectors": False,
+            "@architectures": "spacy.MultiHashEmbed.v2",
+            "width": 32,
+            "attrs": ["NORM", "SHAPE"],
+            "rows": [500, 50],
+            "include_static_vectors": False,
         },
         "encode": {
-            "@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1,
-            "window_size": 1, "maxout_pieces": 2,
+            "@architectures": "spacy.MaxoutWindowEncoder.v2",
+            "width": 32,
+            "depth": 1,
+            "window_size": 1,
+            "maxout_pieces": 2,
         },
     }
 

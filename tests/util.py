@@ -1,4 +1,5 @@
 """Shared helpers for the tests: tiny training data and a small, fast model."""
+
 import multiprocessing
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -24,12 +25,22 @@ def small_model(encoder: Dict = None, decoder: str = "crf", use_lexicon: bool = 
         "decoder": decoder,
         "embed": {
             "@architectures": "spacy-lexner.SoftLexiconEmbed.v2",
-            "char_width": 16, "bigram_width": 16, "word_width": 16, "type_width": 8,
-            "char_rows": 1024, "bigram_rows": 2048, "word_rows": 2048, "type_rows": 64,
-            "dropout": 0.1, "use_lexicon": use_lexicon,
+            "char_width": 16,
+            "bigram_width": 16,
+            "word_width": 16,
+            "type_width": 8,
+            "char_rows": 1024,
+            "bigram_rows": 2048,
+            "word_rows": 2048,
+            "type_rows": 64,
+            "dropout": 0.1,
+            "use_lexicon": use_lexicon,
         },
-        "encoder": encoder or {
-            "@architectures": "spacy-lexner.BiLSTMEncoder.v1", "hidden_width": 32, "dropout": 0.1,
+        "encoder": encoder
+        or {
+            "@architectures": "spacy-lexner.BiLSTMEncoder.v1",
+            "hidden_width": 32,
+            "dropout": 0.1,
         },
     }
 

@@ -1,6 +1,7 @@
 """The ``spacy-lexner`` command line. Commands are registered on ``app`` in
 this module; add new ones with ``@app.command(...)``.
 """
+
 import time
 from enum import Enum
 from pathlib import Path
@@ -111,15 +112,21 @@ def report_cli(
     output: Path = typer.Option(..., "--output", "-o", file_okay=False, help="Output directory"),
     compare: str = typer.Option(None, "--compare", "-c", help="A second pipeline to compare with"),
     buckets_path: Path = typer.Option(
-        None, "--buckets", exists=True, dir_okay=False,
+        None,
+        "--buckets",
+        exists=True,
+        dir_okay=False,
         help='JSON file of bucket edges per attribute, e.g. {"entity_length": [0, 2, 3, 5, null]}',
     ),
     lexicon_fallback: LexiconFallback = typer.Option(
-        LexiconFallback.jieba, "--lexicon-fallback",
+        LexiconFallback.jieba,
+        "--lexicon-fallback",
         help="Lexicon for the coverage attribute when the pipeline has none (none = n/a)",
     ),
     allow_label_mismatch: bool = typer.Option(
-        False, "--allow-label-mismatch", help="Warn instead of failing when the data has labels the model lacks",
+        False,
+        "--allow-label-mismatch",
+        help="Warn instead of failing when the data has labels the model lacks",
     ),
     n_errors: int = typer.Option(10, "--n-errors", min=0, help="Sampled errors per kind shown in index.html"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, -1 for CPU"),
@@ -138,8 +145,14 @@ def report_cli(
     try:
         buckets = load_buckets(buckets_path) if buckets_path else None
         report = run_report(
-            model, test_path, train_path, output, compare=compare, buckets=buckets,
-            lexicon_fallback=lexicon_fallback.value, allow_label_mismatch=allow_label_mismatch,
+            model,
+            test_path,
+            train_path,
+            output,
+            compare=compare,
+            buckets=buckets,
+            lexicon_fallback=lexicon_fallback.value,
+            allow_label_mismatch=allow_label_mismatch,
             errors_per_kind=n_errors,
         )
     except ReportError as err:
@@ -155,8 +168,10 @@ def print_report_summary(report: dict) -> None:
         o = m["overall"]
         msg.divider(m["name"])
         msg.text(f"P {100 * o['p']:.2f}  R {100 * o['r']:.2f}  F {100 * o['f']:.2f}")
-        rows = [(label, f"{100 * r['p']:.2f}", f"{100 * r['r']:.2f}", f"{100 * r['f']:.2f}", r["n_gold"])
-                for label, r in m["per_type"].items()]
+        rows = [
+            (label, f"{100 * r['p']:.2f}", f"{100 * r['r']:.2f}", f"{100 * r['f']:.2f}", r["n_gold"])
+            for label, r in m["per_type"].items()
+        ]
         msg.table(rows, header=("type", "P", "R", "F", "gold"), aligns=("l", "r", "r", "r", "r"))
         rows = [(r["bucket"], r["n_gold"], f"{100 * r['f']:.2f}") for r in m["ecr_buckets"]]
         msg.table(rows, header=("ECR bucket", "gold", "F"), aligns=("l", "r", "r"))
@@ -197,8 +212,14 @@ def pretrain_vectors_cli(
     if output.suffix != ".npz":
         msg.fail(f"The output must be an .npz file, got {output}", exits=1)
     settings = Word2VecSettings(
-        char_width=char_width, bigram_width=bigram_width, word_width=word_width, window=window,
-        epochs=epochs, min_count=min_count, workers=workers, seed=seed,
+        char_width=char_width,
+        bigram_width=bigram_width,
+        word_width=word_width,
+        window=window,
+        epochs=epochs,
+        min_count=min_count,
+        workers=workers,
+        seed=seed,
     )
     start = time.perf_counter()
     try:

@@ -37,13 +37,13 @@ is read as ``<char><sep><tag>``, so a space or U+3000 character is kept as
 the character. Overlapping CLUENER spans keep the longer one; the dropped
 ones are counted and reported in a warning.
 """
+
 import json
 import os
 import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -52,10 +52,10 @@ from spacy.tokens import Span as SpacySpan
 from spacy.util import get_lang_class
 from spacy.vocab import Vocab, create_vocab
 
+from ..util.excerpt import excerpt, shorten
 from ..util.tags import STRING_SCHEMES as SCHEMES
 from ..util.tags import decode_parts, parse_tag, span_tags
 from ..util.tags import tags_to_spans as decode_tags
-from ..util.excerpt import excerpt, shorten
 from ..util.text import numbered_lines as read_numbered_lines
 
 Span = Tuple[int, int, str]
@@ -170,10 +170,7 @@ def _parse_line(line: str, fmt: str, where: str) -> Tuple[str, str]:
     """(char, tag) of one non-blank line of a tagged file."""
     columns = _split_columns(line)
     if columns is None:
-        raise ConversionError(
-            f"{where}: expected 2 columns '<char> <tag>', got {len(line.split())} "
-            f"in {excerpt(line)}"
-        )
+        raise ConversionError(f"{where}: expected 2 columns '<char> <tag>', got {len(line.split())} in {excerpt(line)}")
     token, tag = columns
     if fmt == "weibo":
         match = _WEIBO_TOKEN.match(token)
@@ -187,9 +184,7 @@ def _parse_line(line: str, fmt: str, where: str) -> Tuple[str, str]:
     else:
         if len(token) != 1:
             hint = " (looks like weibo: use --format weibo)" if _WEIBO_TOKEN.match(token) else ""
-            raise ConversionError(
-                f"{where}: expected one character in the first column, got {excerpt(token)}{hint}"
-            )
+            raise ConversionError(f"{where}: expected one character in the first column, got {excerpt(token)}{hint}")
         char = token
     try:
         parse_tag(tag)
@@ -390,9 +385,7 @@ def blank_vocab(lang: str = "zh") -> Vocab:
     try:
         defaults = get_lang_class(lang).Defaults
     except ImportError:
-        raise ConversionError(
-            f"unknown language {excerpt(lang)}: use a spaCy language code such as 'zh'"
-        ) from None
+        raise ConversionError(f"unknown language {excerpt(lang)}: use a spaCy language code such as 'zh'") from None
     return create_vocab(lang, defaults)
 
 
@@ -449,9 +442,7 @@ def output_file(input_path: PathLike, output_path: PathLike) -> Path:
     if output_path.suffix == ".spacy" and not output_path.is_dir():
         return output_path
     if output_path.suffix and not output_path.is_dir():
-        raise ConversionError(
-            f"{output_path}: OUTPUT must be a file ending in .spacy or a directory"
-        )
+        raise ConversionError(f"{output_path}: OUTPUT must be a file ending in .spacy or a directory")
     name = input_path.name
     if input_path.suffix.lower() in KNOWN_SUFFIXES:
         name = input_path.stem

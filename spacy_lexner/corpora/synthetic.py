@@ -5,6 +5,7 @@ Every sentence names one of a few pet-or-person names in a neutral template
 one from cluster "person" it is PER. Each (name, template) pair occurs with
 both labels equally often, so text alone cannot do better than chance.
 """
+
 from typing import List, Tuple
 
 import numpy
@@ -19,9 +20,7 @@ TEMPLATES = ["{}今天很可爱。", "我家{}在睡觉。", "{}又跑出去了"
 LABELS = ("ANIMAL", "PER")
 
 
-def make_examples(
-    nlp: Language, n: int, *, image_width: int = 32, noise: float = 0.5, seed: int = 0
-) -> List[Example]:
+def make_examples(nlp: Language, n: int, *, image_width: int = 32, noise: float = 0.5, seed: int = 0) -> List[Example]:
     """n examples; cluster centres are fixed (seed 1234) so that train and
     test sets drawn with different seeds share them."""
     centres = numpy.random.default_rng(1234).normal(size=(2, image_width)).astype("float32")
@@ -58,11 +57,23 @@ def blank_pipeline(image_width: int, visual: bool, small: bool = True) -> Tuple[
     """spacy.blank("zh") with a lexner_tagger, with or without the visual gate."""
     embed = {
         "@architectures": "spacy-lexner.SoftLexiconEmbed.v2",
-        "char_width": 16, "bigram_width": 16, "word_width": 16, "type_width": 8,
-        "char_rows": 1024, "bigram_rows": 2048, "word_rows": 2048, "type_rows": 64, "dropout": 0.1,
+        "char_width": 16,
+        "bigram_width": 16,
+        "word_width": 16,
+        "type_width": 8,
+        "char_rows": 1024,
+        "bigram_rows": 2048,
+        "word_rows": 2048,
+        "type_rows": 64,
+        "dropout": 0.1,
     }
     if visual:
-        embed = {"@architectures": "spacy-lexner.VisualGateEmbed.v1", "embed": embed, "image_width": image_width, "width": 16}
+        embed = {
+            "@architectures": "spacy-lexner.VisualGateEmbed.v1",
+            "embed": embed,
+            "image_width": image_width,
+            "width": 16,
+        }
     model = {
         "@architectures": "spacy-lexner.LexiconTagger.v1",
         "embed": embed,

@@ -23,6 +23,7 @@ vocabulary, keys sorted by descending count: the loader
 keys hash to the same row. Load it with
 ``[initialize.components.lexner_tagger] pretrained_vectors = "PATH"``.
 """
+
 import logging
 import time
 from collections import Counter
@@ -36,9 +37,9 @@ import srsly
 from spacy.tokens import DocBin
 from spacy.util import logger
 
-from .convert import blank_vocab, numbered_lines
 from ..lexicon import Lexicon
 from ..lexicon.lexicon import jieba_dict_path
+from .convert import blank_vocab, numbered_lines
 
 TABLE_NAMES = ("chars", "bigrams", "words")
 PathLike = Union[str, Path]
@@ -141,8 +142,16 @@ def train_table(
     from gensim.models import Word2Vec
 
     model = Word2Vec(
-        sentences, vector_size=width, window=settings.window, min_count=settings.min_count, sg=1,
-        negative=5, sample=1e-4, epochs=settings.epochs, workers=settings.workers, seed=settings.seed,
+        sentences,
+        vector_size=width,
+        window=settings.window,
+        min_count=settings.min_count,
+        sg=1,
+        negative=5,
+        sample=1e-4,
+        epochs=settings.epochs,
+        workers=settings.workers,
+        seed=settings.seed,
     )
     counts = Counter({key: model.wv.get_vecattr(key, "count") for key in model.wv.index_to_key})
     keys = [key for key, _ in counts.most_common() if keep is None or keep(key)][:limit]
@@ -185,6 +194,6 @@ def _jsonl_texts(path: Path) -> List[str]:
         except ValueError as err:
             raise ValueError(f"{path}:{lineno}: not valid JSON ({err}).") from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object with a string \"text\" field.")
+            raise ValueError(f'{path}:{lineno}: expected a JSON object with a string "text" field.')
         texts.append(record["text"])
     return texts

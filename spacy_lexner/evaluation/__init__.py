@@ -8,6 +8,7 @@
 - ``core``: runs the models and assembles the report dict;
 - ``plots`` / ``render``: PNG charts and ``index.html``.
 """
+
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -41,8 +42,9 @@ def load_buckets(path: Union[str, Path]) -> Dict[str, List[Bucket]]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf8"))
     except (OSError, ValueError) as err:
-        raise ReportError(f"Could not read bucket file {path}: {err}. Expected JSON like "
-                          '{"entity_length": [0, 2, 3, 5, null]}.') from err
+        raise ReportError(
+            f'Could not read bucket file {path}: {err}. Expected JSON like {{"entity_length": [0, 2, 3, 5, null]}}.'
+        ) from err
     if not isinstance(data, dict):
         raise ReportError(f"Bucket file {path} must hold a JSON object mapping attributes to edge lists.")
     try:
@@ -75,8 +77,13 @@ def run_report(
     test_docs = read_docs(test, nlps[0], "test")
     train_docs = read_docs(train, nlps[0], "train")
     report = build_report(
-        list(zip(names, nlps)), test_docs, train_docs, buckets=buckets,
-        lexicon_fallback=lexicon_fallback, allow_label_mismatch=allow_label_mismatch, progress=progress,
+        list(zip(names, nlps)),
+        test_docs,
+        train_docs,
+        buckets=buckets,
+        lexicon_fallback=lexicon_fallback,
+        allow_label_mismatch=allow_label_mismatch,
+        progress=progress,
     )
     report["data"]["test_path"] = str(test)
     report["data"]["train_path"] = str(train)

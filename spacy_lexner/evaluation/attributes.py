@@ -8,9 +8,10 @@ the gold span it matches, or bucketed precision and recall would not be
 comparable. Label-dependent attributes (label consistency) use the span's own
 label, so a predicted span is bucketed by the label the model gave it.
 """
+
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Optional, Set
 
 from spacy.tokens import Doc
 
@@ -65,39 +66,39 @@ class SentenceInfo:
         return cls(length=len(text), n_gold_ents=len(doc.ents), n_oov_chars=n_oov)
 
 
-def entity_length(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> float:
+def entity_length(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> float:
     """Entity length in characters."""
     return float(span.end - span.start)
 
 
-def sentence_length(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> float:
+def sentence_length(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> float:
     """Length of the span's sentence (the test Doc) in characters."""
     return float(sent.length)
 
 
-def entity_density(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> float:
+def entity_density(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> float:
     """Gold entities in the sentence per character of the sentence."""
     return sent.n_gold_ents / sent.length if sent.length else 0.0
 
 
-def oov_density(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> float:
+def oov_density(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> float:
     """Share of the sentence's characters never seen in any training text."""
     return sent.n_oov_chars / sent.length if sent.length else 0.0
 
 
-def train_frequency(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> float:
+def train_frequency(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> float:
     """How often the entity string is a gold entity in train, any label."""
     return float(stats.count(span.text))
 
 
-def label_consistency(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> float:
+def label_consistency(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> float:
     """eCon: of the train mentions of the string, the share with this span's
     label; 0 for strings never seen as an entity in train."""
     total = stats.count(span.text)
     return stats.count_with_label(span.text, span.label) / total if total else 0.0
 
 
-def lexicon_coverage(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon) -> Optional[float]:
+def lexicon_coverage(span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any]) -> Optional[float]:
     """1 if the entity string is a word of the lexicon, 0 if not, None (n/a)
     when there is no lexicon."""
     if lexicon is None:
@@ -120,7 +121,7 @@ ATTRIBUTES: Dict[str, tuple] = {
 
 
 def span_attributes(
-    span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon=None
+    span: EntSpan, sent: SentenceInfo, stats: TrainStats, lexicon: Optional[Any] = None
 ) -> Dict[str, Optional[float]]:
     """All attribute values of one span. ``lexicon`` is anything that supports
     ``word in lexicon`` (a ``spacy_lexner.Lexicon``, a set), or None."""

@@ -11,6 +11,7 @@ A true positive is a predicted span equal to a gold span (same characters and
 label); both then have the same attribute values, so the pair falls in one
 bucket.
 """
+
 import math
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set
@@ -75,10 +76,16 @@ def _interval_name(low: float, high: float, low_closed: bool) -> str:
 # messages average ~55 chars, Resume sentences ~32. Densities are per char.
 DEFAULT_BUCKETS: Dict[str, List[Bucket]] = {
     "entity_length": [
-        Bucket("1-2", 1, 2), Bucket("3", 3, 3), Bucket("4-5", 4, 5), Bucket(">=6", 6, INF),
+        Bucket("1-2", 1, 2),
+        Bucket("3", 3, 3),
+        Bucket("4-5", 4, 5),
+        Bucket(">=6", 6, INF),
     ],
     "sentence_length": [
-        Bucket("<=20", 0, 20), Bucket("21-40", 21, 40), Bucket("41-80", 41, 80), Bucket(">80", 81, INF),
+        Bucket("<=20", 0, 20),
+        Bucket("21-40", 21, 40),
+        Bucket("41-80", 41, 80),
+        Bucket(">80", 81, INF),
     ],
     "entity_density": [
         Bucket("<=0.02", 0, 0.02),
@@ -93,7 +100,10 @@ DEFAULT_BUCKETS: Dict[str, List[Bucket]] = {
         Bucket(">0.15", 0.15, INF, low_closed=False),
     ],
     "train_frequency": [
-        Bucket("0", 0, 0), Bucket("1-2", 1, 2), Bucket("3-9", 3, 9), Bucket(">=10", 10, INF),
+        Bucket("0", 0, 0),
+        Bucket("1-2", 1, 2),
+        Bucket("3-9", 3, 9),
+        Bucket(">=10", 10, INF),
     ],
     "label_consistency": [
         Bucket("0", 0, 0),  # includes strings unseen in train (see the ECR buckets)
@@ -140,9 +150,14 @@ class PRF:
 
     def to_dict(self) -> dict:
         return {
-            "p": self.precision, "r": self.recall, "f": self.fscore,
-            "tp": self.tp, "fp": self.fp, "fn": self.fn,
-            "n_pred": self.tp + self.fp, "n_gold": self.tp + self.fn,
+            "p": self.precision,
+            "r": self.recall,
+            "f": self.fscore,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "n_pred": self.tp + self.fp,
+            "n_gold": self.tp + self.fn,
         }
 
 

@@ -4,10 +4,11 @@ The result is a plain dict (written as ``report.json``); plots and the HTML
 page are rendered from that dict alone, so they can be regenerated without
 re-running the models.
 """
+
 import random
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -30,13 +31,16 @@ class ReportError(ValueError):
 def read_docs(path: PathLike, nlp: Language, what: str) -> List[Doc]:
     path = Path(path)
     if not path.exists():
-        raise ReportError(f"{what} file not found: {path}. Convert a corpus first, e.g. "
-                          "`spacy-lexner convert IN OUT --format weibo`.")
+        raise ReportError(
+            f"{what} file not found: {path}. Convert a corpus first, e.g. `spacy-lexner convert IN OUT --format weibo`."
+        )
     try:
         return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     except Exception as err:  # DocBin raises several types for a non-DocBin file
-        raise ReportError(f"Could not read {what} file {path} as a .spacy DocBin ({err}). "
-                          "Pass a file written by `spacy-lexner convert` or `spacy convert`.") from err
+        raise ReportError(
+            f"Could not read {what} file {path} as a .spacy DocBin ({err}). "
+            "Pass a file written by `spacy-lexner convert` or `spacy convert`."
+        ) from err
 
 
 def model_labels(nlp: Language) -> Set[str]:
@@ -81,8 +85,9 @@ def predict(nlp: Language, gold_docs: Sequence[Doc], name: str, progress: bool =
 
     docs = (nlp.make_doc(doc.text) for doc in gold_docs)
     out = []
-    with tqdm(total=len(gold_docs), desc=f"Predicting with {name}", unit="doc",
-              disable=not progress, file=sys.stderr) as bar:
+    with tqdm(
+        total=len(gold_docs), desc=f"Predicting with {name}", unit="doc", disable=not progress, file=sys.stderr
+    ) as bar:
         for doc in nlp.pipe(docs, batch_size=nlp.batch_size):
             out.append(doc)
             bar.update(1)
@@ -114,7 +119,7 @@ def score_model(
     gold_info: Sequence[Dict],
     sentences: Sequence[SentenceInfo],
     stats: TrainStats,
-    lexicon,
+    lexicon: Optional[Any],
     ecr_rows: Dict[str, Dict],
     buckets: Dict[str, List[Bucket]],
 ) -> Dict:
@@ -125,8 +130,10 @@ def score_model(
     errors: List[Dict] = []
     for i, (gold, pred) in enumerate(zip(gold_docs, pred_docs)):
         if pred.text != gold.text:
-            raise ReportError(f"Doc {i}: the pipeline changed the text ({gold.text[:30]!r} -> "
-                              f"{pred.text[:30]!r}); the report needs text-preserving pipelines.")
+            raise ReportError(
+                f"Doc {i}: the pipeline changed the text ({gold.text[:30]!r} -> "
+                f"{pred.text[:30]!r}); the report needs text-preserving pipelines."
+            )
         if not gold.has_annotation("ENT_IOB"):
             # spaCy's NER scorer skips such docs entirely; so do we.
             continue
@@ -171,13 +178,19 @@ def score_model(
     for attr, specs in buckets.items():
         names = [b.name for b in specs]
         scores = bucket_scores(
-            [assign_bucket(g["attributes"][attr], specs) for g in annotated], gold_hit,
-            [assign_bucket(v[attr], specs) for v in pred_attrs], pred_hits, names,
+            [assign_bucket(g["attributes"][attr], specs) for g in annotated],
+            gold_hit,
+            [assign_bucket(v[attr], specs) for v in pred_attrs],
+            pred_hits,
+            names,
         )
         bucketed[attr] = [{"bucket": n, **scores[n].to_dict()} for n in names]
     ecr_scores = bucket_scores(
-        [g["ecr_bucket"] for g in annotated], gold_hit,
-        [v["ecr_bucket"] for v in pred_attrs], pred_hits, ECR_BUCKETS,
+        [g["ecr_bucket"] for g in annotated],
+        gold_hit,
+        [v["ecr_bucket"] for v in pred_attrs],
+        pred_hits,
+        ECR_BUCKETS,
     )
     return {
         "name": name,
@@ -241,19 +254,24 @@ def build_report(
         for span in spans:
             values = span_attributes(span, sentences[i], stats, lexicon)
             row = ecr_rows.get(span.text)
-            gold_info.append({
-                "doc_index": i, **span.to_dict(), "annotated": annotated[i],
-                "attributes": values,
-                "buckets": {a: assign_bucket(values[a], specs[a]) for a in specs},
-                "ecr": row["rho"] if row else None,
-                "ecr_bucket": row["bucket"] if row else None,
-            })
+            gold_info.append(
+                {
+                    "doc_index": i,
+                    **span.to_dict(),
+                    "annotated": annotated[i],
+                    "attributes": values,
+                    "buckets": {a: assign_bucket(values[a], specs[a]) for a in specs},
+                    "ecr": row["rho"] if row else None,
+                    "ecr_bucket": row["bucket"] if row else None,
+                }
+            )
 
     results = []
     for m, (name, nlp) in enumerate(models):
         preds = list(pred_docs[m]) if pred_docs is not None else predict(nlp, test_docs, name, progress)
-        results.append(score_model(name, test_docs, preds, gold_spans, gold_info, sentences,
-                                   stats, lexicon, ecr_rows, specs))
+        results.append(
+            score_model(name, test_docs, preds, gold_spans, gold_info, sentences, stats, lexicon, ecr_rows, specs)
+        )
     for result in results:
         hits = iter(result.pop("gold_hit"))
         for g in gold_info:
@@ -301,5 +319,7 @@ def load_model(path: PathLike) -> Language:
     try:
         return spacy.load(path)
     except OSError as err:
-        raise ReportError(f"Could not load the pipeline {path}: {err}. Pass a directory written "
-                          "by `spacy train` (e.g. training/model-best) or an installed package name.") from err
+        raise ReportError(
+            f"Could not load the pipeline {path}: {err}. Pass a directory written "
+            "by `spacy train` (e.g. training/model-best) or an installed package name."
+        ) from err

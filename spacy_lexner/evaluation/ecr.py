@@ -18,6 +18,7 @@ i.e. the mean rho over test *mentions* (an entity seen 5 times in test
 weighs 5 times as much). The per-string (unweighted) mean is reported too,
 as ``eecr_unweighted``.
 """
+
 from collections import Counter, defaultdict
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -46,9 +47,7 @@ def ecr(text: str, test_counts: Counter, stats: TrainStats) -> float:
     c_te = sum(test_counts.values())
     if c_tr == 0 or c_te == 0:
         return 0.0
-    return sum(
-        stats.count_with_label(text, label) / c_tr * n_te for label, n_te in test_counts.items()
-    ) / c_te
+    return sum(stats.count_with_label(text, label) / c_tr * n_te for label, n_te in test_counts.items()) / c_te
 
 
 def ecr_bucket(rho: float, seen: bool) -> str:
@@ -66,9 +65,7 @@ def ecr_bucket(rho: float, seen: bool) -> str:
     return ECR_BUCKETS[3]
 
 
-def ecr_table(
-    mentions: Iterable[Tuple[str, str]], stats: TrainStats
-) -> Dict[str, Dict]:
+def ecr_table(mentions: Iterable[Tuple[str, str]], stats: TrainStats) -> Dict[str, Dict]:
     """For each distinct gold test string: rho, C_te, C_tr and its bucket."""
     table = {}
     for text, counts in count_test_labels(mentions).items():
@@ -96,9 +93,7 @@ def eecr(table: Dict[str, Dict]) -> Dict[str, Optional[float]]:
     }
 
 
-def predicted_span_ecr(
-    text: str, label: str, table: Dict[str, Dict], stats: TrainStats
-) -> Tuple[float, str]:
+def predicted_span_ecr(text: str, label: str, table: Dict[str, Dict], stats: TrainStats) -> Tuple[float, str]:
     """rho and bucket for a predicted span, for bucketed precision.
 
     If the string is a gold test entity, the span takes that string's rho (the

@@ -15,6 +15,7 @@ one error:
 Every false positive and false negative is in exactly one group, so the
 group sizes add up to the FP and FN counts of the scorer.
 """
+
 from typing import Dict, List, Sequence
 
 from .spans import EntSpan
@@ -54,9 +55,9 @@ def classify(golds: List[EntSpan], preds: List[EntSpan]) -> str:
 def context(text: str, start: int, end: int, window: int = 20) -> Dict[str, str]:
     """The group's text with ``window`` chars either side."""
     return {
-        "left": text[max(0, start - window):start],
+        "left": text[max(0, start - window) : start],
         "span": text[start:end],
-        "right": text[end:end + window],
+        "right": text[end : end + window],
     }
 
 

@@ -4,6 +4,7 @@ Figures are drawn with matplotlib's object API on an Agg canvas, never
 through pyplot, so the report neither needs a display nor changes the
 process-wide matplotlib backend of a program that imports it.
 """
+
 from pathlib import Path
 from typing import Dict, List
 
@@ -53,12 +54,12 @@ def write_plots(report: Dict, out_dir: Path) -> Dict[str, str]:
     """All charts of the report; returns attribute -> file name (relative to out_dir)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    charts = [(attr, title, [b["name"] for b in report["bucket_specs"][attr]])
-              for attr, title in report["attributes"].items()]
+    charts = [
+        (attr, title, [b["name"] for b in report["bucket_specs"][attr]]) for attr, title in report["attributes"].items()
+    ]
     charts.append(("ecr", "Entity coverage ratio (ECR) bucket", report["ecr_buckets"]))
     for attr, title, names in charts:
-        series = {m["name"]: (m["ecr_buckets"] if attr == "ecr" else m["buckets"][attr])
-                  for m in report["models"]}
+        series = {m["name"]: (m["ecr_buckets"] if attr == "ecr" else m["buckets"][attr]) for m in report["models"]}
         name = f"bucket_{attr}.png"
         bar_chart(out_dir / name, title, names, series)
         files[attr] = name

@@ -5,6 +5,7 @@ indices, so that gold docs (one token per character) and predictions from a
 pipeline with a different tokenizer (e.g. jieba words) can be compared
 directly, and so that every attribute is defined at character level.
 """
+
 from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
@@ -36,9 +37,7 @@ class EntSpan:
 def doc_spans(doc: Doc, doc_index: int, ents: Optional[Iterable] = None) -> List[EntSpan]:
     """The entities of ``doc`` (or the given spans) as EntSpans, in text order."""
     ents = doc.ents if ents is None else ents
-    return sorted(
-        EntSpan(doc_index, e.start_char, e.end_char, e.label_, e.text) for e in ents
-    )
+    return sorted(EntSpan(doc_index, e.start_char, e.end_char, e.label_, e.text) for e in ents)
 
 
 def has_missing_annotation(doc: Doc, start: int, end: int) -> bool:

@@ -1,5 +1,6 @@
 """Lexicons (word lists with frequencies and types), their matching, and the
 lattice every model layer reads."""
+
 from .lattice import Lattice
 from .lexicon import Lexicon
 from .readers import LexiconFormatError, read_lexicon_file

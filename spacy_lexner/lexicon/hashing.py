@@ -4,6 +4,7 @@ Characters, bigrams and lexicon words all land on rows of fixed-size tables,
 so memory is bounded whatever the lexicon size, and a word added to the
 lexicon after training still lands on trained rows.
 """
+
 from typing import Iterable, Optional, Sequence
 
 import numpy

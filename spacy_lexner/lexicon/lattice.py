@@ -13,10 +13,13 @@ the index of its Doc in the batch the pipe was given and the offset of the
 text (a window) in that Doc's text, so a document-level layer can put
 windows of one Doc back together.
 """
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 import numpy
+
+from .lexicon import BatchMatches, WordTable
 
 if TYPE_CHECKING:
     from .lexicon import Lexicon
@@ -32,9 +35,10 @@ class Lattice:
     window_start: [n_texts] int64, the text's offset in that Doc's text.
     word_text: [n_words] int64, the text each matched word is in.
     word_start, word_end: [n_words] int64, char offsets in that text (end exclusive).
-    words: the matched words.
-    word_keys: [n_words] uint64, hash_string(word): the word's id, stable
-        across lexicon versions and processes.
+    word_ids: [n_words] int64, the word's id in word_table (the lexicon's
+        words when it was matched); `words` gives the strings.
+    word_keys: [n_words] uint64, hash_string(word): the word's key, stable
+        across lexicon versions and processes (what hashed tables use).
     word_freqs: [n_words] float64, the word's lexicon frequency.
     word_type_keys: [n_words] uint64, the key of the word's (type, length)
         (see hashing.type_key).
@@ -49,10 +53,11 @@ class Lattice:
     word_text: numpy.ndarray
     word_start: numpy.ndarray
     word_end: numpy.ndarray
-    words: Sequence[str]
+    word_ids: numpy.ndarray
     word_keys: numpy.ndarray
     word_freqs: numpy.ndarray
     word_type_keys: numpy.ndarray
+    word_table: Optional[WordTable] = None
     docs: Optional[Sequence[Any]] = None
 
     @classmethod
@@ -71,31 +76,31 @@ class Lattice:
         """
         texts = list(texts)
         n_texts = len(texts)
-        entries: List[tuple] = []
-        counts = numpy.zeros((n_texts,), dtype="int64")
-        if lexicon is not None:
-            for i, text in enumerate(texts):
-                found = lexicon.match_entries(text)
-                counts[i] = len(found)
-                entries.extend(found)
-        if entries:
-            starts, ends, words, keys, freqs, type_keys = zip(*entries)
-        else:
-            starts = ends = words = keys = freqs = type_keys = ()
+        matches = lexicon.match_batch(texts) if lexicon is not None else BatchMatches.empty(n_texts)
+        table, ids = matches.table, matches.word_ids
         return cls(
             texts=texts,
             lengths=numpy.array([len(t) for t in texts], dtype="int64"),
             doc_index=_column(doc_index, numpy.arange(n_texts), n_texts, "doc_index"),
             window_start=_column(window_start, numpy.zeros((n_texts,)), n_texts, "window_start"),
-            word_text=numpy.repeat(numpy.arange(n_texts, dtype="int64"), counts),
-            word_start=numpy.array(starts, dtype="int64"),
-            word_end=numpy.array(ends, dtype="int64"),
-            words=words,
-            word_keys=numpy.array(keys, dtype="uint64"),
-            word_freqs=numpy.array(freqs, dtype="float64"),
-            word_type_keys=numpy.array(type_keys, dtype="uint64"),
+            word_text=numpy.repeat(numpy.arange(n_texts, dtype="int64"), matches.counts),
+            word_start=matches.starts,
+            word_end=matches.ends,
+            word_ids=ids,
+            word_keys=table.keys[ids] if table is not None else numpy.zeros((0,), dtype="uint64"),
+            word_freqs=table.freqs[ids] if table is not None else numpy.zeros((0,), dtype="float64"),
+            word_type_keys=table.type_keys[ids] if table is not None else numpy.zeros((0,), dtype="uint64"),
+            word_table=table,
             docs=list(docs) if docs is not None else None,
         )
+
+    @property
+    def words(self) -> List[str]:
+        """The matched words (strings), in the order of the word arrays."""
+        if self.word_table is None:
+            return []
+        words = self.word_table.words
+        return [words[i] for i in self.word_ids.tolist()]
 
     def __len__(self) -> int:
         return len(self.texts)

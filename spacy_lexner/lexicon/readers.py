@@ -13,6 +13,7 @@ are split on runs of whitespace. Files must be UTF-8; a BOM at the start is
 dropped, CRLF line ends are accepted, blank lines and lines starting with `#`
 are skipped.
 """
+
 import math
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
@@ -47,9 +48,7 @@ def read_lexicon_file(
     """
     path = Path(path)
     if default_freq is not None and not 0.0 < default_freq < math.inf:
-        raise ValueError(
-            f"default_freq must be a finite number > 0, got {excerpt(default_freq)}."
-        )
+        raise ValueError(f"default_freq must be a finite number > 0, got {excerpt(default_freq)}.")
     text = read_utf8(path, LexiconFormatError)
     n_words = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
@@ -99,8 +98,7 @@ def _parse_line(line: str, path: Path, lineno: int) -> LexiconEntry:
             path,
             lineno,
             line,
-            f"with three columns the second must be a frequency, "
-            f"got {excerpt(cols[1])}. Use 'word freq type'",
+            f"with three columns the second must be a frequency, got {excerpt(cols[1])}. Use 'word freq type'",
         )
     return cols[0], freq, cols[2]
 

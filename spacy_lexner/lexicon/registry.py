@@ -3,6 +3,7 @@
 A loader resolves to a zero-argument callable: the word lists are read only
 when it is called (at `initialize`), not every time a config is resolved.
 """
+
 from typing import Callable, List, Optional
 
 import catalogue
@@ -36,9 +37,7 @@ def create_jieba_lexicon(
     max_length (int): Longest word to keep.
     RETURNS (Callable[[], Lexicon]): Loads the lexicon when called.
     """
-    return create_combined_lexicon(
-        use_jieba=True, paths=extra_paths, min_length=min_length, max_length=max_length
-    )
+    return create_combined_lexicon(use_jieba=True, paths=extra_paths, min_length=min_length, max_length=max_length)
 
 
 @registry.lexicons("spacy-lexner.file_lexicon.v1")
@@ -96,8 +95,7 @@ def create_combined_lexicon(
     _check_length_limits(min_length, max_length)
     if not use_jieba and not paths:
         raise ValueError(
-            "The combined lexicon is empty: set use_jieba = true or give at "
-            "least one word list in `paths`."
+            "The combined lexicon is empty: set use_jieba = true or give at least one word list in `paths`."
         )
     paths = list(paths)
     limits = {"min_length": min_length, "max_length": max_length}

@@ -7,6 +7,7 @@ into sentences first. A sentence longer than ``size`` is cut into windows of
 ``size`` characters that overlap by ``overlap``; inside an overlap the left
 window owns the first half and the right window the second half.
 """
+
 import re
 from typing import List, NamedTuple, Sequence, Tuple
 

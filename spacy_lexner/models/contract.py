@@ -4,6 +4,7 @@ The pipes (spacy_lexner.pipeline) call a model only through these functions
 and the TagScores it returns (types.py), so they never depend on how a model
 is built: a single tagger, an ensemble, or crf_ner's token tagger.
 """
+
 from typing import List, Optional
 
 import numpy

@@ -10,7 +10,8 @@ tok2vec is any ``Model[List[Doc], List[Floats2d]]``: an embedded
 model returns the same TagScores as lexner_tagger's, so both pipes train and
 decode through one contract (``models/types.py``).
 """
-from typing import Callable, List, Optional, Tuple
+
+from typing import Any, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -19,7 +20,6 @@ from thinc.types import Floats2d, Floats3d
 
 from .decoders import CRFScores, build_crf_layer
 from .types import TagScores
-
 
 
 @registry.architectures("spacy-lexner.CRFTagger.v1")
@@ -47,7 +47,7 @@ def build_crf_tagger(
     )
 
 
-def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
     n_tags = model.get_ref("crf").get_dim("nO")
     model.get_ref("scorer").layers[0].set_dim("nO", n_tags, force=True)
     model.set_dim("nO", n_tags, force=True)

@@ -18,7 +18,8 @@ A decoder node has the refs "scorer" and "crf" and the attrs "decoder"
 predates the decoder architectures, keeps those on the tagger node itself, so
 pipelines saved with it load unchanged and run through the same code.
 """
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy
 import torch
@@ -27,7 +28,7 @@ from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d, Ints2d
 from torchcrf import CRF
 
-from ..util.tags import Span, TagScheme
+from ..util.tags import TagScheme
 from ..util.torch_utils import LazyTorchWrapper, first_input_gradient, to_torch
 from .encoders.common import padded_encoder
 from .pytorch.crf import FORBIDDEN, ConstrainedCRF, CRFEnsemble, viterbi_decode
@@ -105,9 +106,7 @@ def _convert_outputs(model: Model, inputs_outputs: Any, is_train: bool):
     return float(nll.detach().cpu()), get_d_nll
 
 
-def crf_loss(
-    model: Model, emissions: Floats3d, tag_ids: Ints2d, lengths: Ints1d
-) -> Tuple[float, Floats3d]:
+def crf_loss(model: Model, emissions: Floats3d, tag_ids: Ints2d, lengths: Ints1d) -> Tuple[float, Floats3d]:
     """Summed NLL of the gold tags and d(NLL)/d(emissions)."""
     if emissions.shape[0] == 0:
         return 0.0, emissions
@@ -234,7 +233,9 @@ def crf_log_likelihood(model: Model, emissions: Floats3d, lengths: Ints1d, tags:
     return _log_likelihood(model, crf_module(model), emissions, lengths, tags)
 
 
-def member_log_likelihood(model: Model, index: int, emissions: Floats3d, lengths: Ints1d, tags: GoldTags) -> numpy.ndarray:
+def member_log_likelihood(
+    model: Model, index: int, emissions: Floats3d, lengths: Ints1d, tags: GoldTags
+) -> numpy.ndarray:
     """crf_log_likelihood under member `index` of an ensemble's CRF layer."""
     return _log_likelihood(model, crf_module(model).members[index], emissions, lengths, tags)
 

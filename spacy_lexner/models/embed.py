@@ -6,6 +6,7 @@ Each character gets its own vector, its bigram's, and for each of its B/M/E/S
 word sets the frequency-weighted sum of the vectors of the lattice words in
 that set.
 """
+
 from functools import partial
 from typing import Any, Callable, List, Tuple
 
@@ -61,11 +62,17 @@ def build_soft_lexicon_embed(
         weighting=weighting,
     )
     module_kwargs = dict(
-        n_char_rows=char_rows, char_width=char_width,
-        n_bigram_rows=bigram_rows, bigram_width=bigram_width,
-        n_word_rows=max(word_rows, 1), word_width=word_width,
-        n_type_rows=max(type_rows, 1), type_width=type_width,
-        dropout=dropout, word_dropout=word_dropout, sparse_updates=sparse_updates,
+        n_char_rows=char_rows,
+        char_width=char_width,
+        n_bigram_rows=bigram_rows,
+        bigram_width=bigram_width,
+        n_word_rows=max(word_rows, 1),
+        word_width=word_width,
+        n_type_rows=max(type_rows, 1),
+        type_width=type_width,
+        dropout=dropout,
+        word_dropout=word_dropout,
+        sparse_updates=sparse_updates,
     )
     width = char_width + bigram_width + (N_SETS * (word_width + type_width + 1) if word_width else 0)
     embed = LazyTorchWrapper(
@@ -103,8 +110,19 @@ def build_soft_lexicon_embed_v1(
     """spacy-lexner.SoftLexiconEmbed.v2 with sparse_updates=false: every
     table row is stepped on every update."""
     return build_soft_lexicon_embed(
-        char_width, bigram_width, word_width, type_width, char_rows, bigram_rows, word_rows, type_rows,
-        weighting, dropout, word_dropout, use_lexicon, sparse_updates=False,
+        char_width,
+        bigram_width,
+        word_width,
+        type_width,
+        char_rows,
+        bigram_rows,
+        word_rows,
+        type_rows,
+        weighting,
+        dropout,
+        word_dropout,
+        use_lexicon,
+        sparse_updates=False,
     )
 
 
@@ -154,7 +172,16 @@ def _no_input_gradient(d_inputs: ArgsKwargs) -> None:
     return None
 
 
-_FEATURE_NAMES = ("lengths", "char_rows", "bigram_rows", "lex_index", "lex_word_rows", "lex_type_rows", "lex_weights", "empty_sets")
+_FEATURE_NAMES = (
+    "lengths",
+    "char_rows",
+    "bigram_rows",
+    "lex_index",
+    "lex_word_rows",
+    "lex_type_rows",
+    "lex_weights",
+    "empty_sets",
+)
 
 
 def _convert_features(model: Model, X: LexFeatures, is_train: bool) -> Tuple[ArgsKwargs, Callable]:

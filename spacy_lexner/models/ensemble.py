@@ -17,6 +17,7 @@ it is an ensemble: in training, loss() scores each member's emissions with
 its own CRF and returns their stacked gradients, which the ensemble's
 backprop splits between the members.
 """
+
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
@@ -26,7 +27,12 @@ from thinc.types import Floats3d, Ints1d
 
 from ..lexicon.lattice import Lattice
 from .decoders import (
-    build_crf_layer, build_emission_scorer, check_decoder, crf_gold_loss, crf_module, member_log_likelihood,
+    build_crf_layer,
+    build_emission_scorer,
+    check_decoder,
+    crf_gold_loss,
+    crf_module,
+    member_log_likelihood,
     scores_for,
 )
 from .embed import embed_features, featurize, featurizes_alike

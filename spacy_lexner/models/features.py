@@ -7,6 +7,7 @@ bigrams, lexicon words and word types are all hashed into fixed-size tables
 size, and a word added to the lexicon after training still lands on
 trained rows.
 """
+
 from dataclasses import dataclass
 from typing import Sequence, Tuple
 
@@ -137,11 +138,13 @@ def _soft_lexicon_cells(starts: numpy.ndarray, ends: numpy.ndarray) -> Tuple[num
     inner_entry = numpy.repeat(inner, n_inner)
     run_starts = numpy.cumsum(n_inner) - n_inner
     inner_pos = starts[inner_entry] + 1 + (numpy.arange(len(inner_entry)) - numpy.repeat(run_starts, n_inner))
-    index = numpy.concatenate([
-        starts[single] * N_SETS + SET_S,
-        starts[multi] * N_SETS + SET_B,
-        (ends[multi] - 1) * N_SETS + SET_E,
-        inner_pos * N_SETS + SET_M,
-    ]).astype("int64")
+    index = numpy.concatenate(
+        [
+            starts[single] * N_SETS + SET_S,
+            starts[multi] * N_SETS + SET_B,
+            (ends[multi] - 1) * N_SETS + SET_E,
+            inner_pos * N_SETS + SET_M,
+        ]
+    ).astype("int64")
     entry = numpy.concatenate([single, multi, multi, inner_entry]).astype("int64")
     return index, entry

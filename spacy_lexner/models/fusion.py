@@ -10,6 +10,7 @@ pooling; a token's vector is then given to each of its characters, so the
 tagger still tags characters (and works on jieba-segmented docs). Whitespace
 outside tokens gets a zero vector.
 """
+
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy
@@ -20,7 +21,6 @@ from thinc.types import Floats2d
 
 from ..lexicon.lattice import Lattice
 from .types import Embedded
-
 
 
 @registry.architectures("spacy-lexner.TokenVectorSoftLexiconEmbed.v1")

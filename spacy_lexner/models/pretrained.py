@@ -17,10 +17,10 @@ A bigram key is two chars, or one char for "that char at the end of the
 text". ``spacy-lexner pretrain-vectors`` (``spacy_lexner.corpora.word2vec``) writes
 such a file.
 """
-from pathlib import Path
-from typing import Dict, List, Tuple, Union
 
 import warnings
+from pathlib import Path
+from typing import Dict, List, Tuple, Union
 
 import numpy
 from spacy.util import logger
@@ -101,7 +101,9 @@ def assign_rows(weights: numpy.ndarray, rows: numpy.ndarray, vectors: numpy.ndar
     return {"exact": exact, "collided": collided}
 
 
-def load_pretrained_vectors(model: Model, path: Union[str, Path], *, rescale: bool = False) -> Dict[str, Dict[str, int]]:
+def load_pretrained_vectors(
+    model: Model, path: Union[str, Path], *, rescale: bool = False
+) -> Dict[str, Dict[str, int]]:
     """Copy pretrained vectors into every SoftLexicon layer of an initialized model.
 
     rescale: scale each table's vectors to the spread the sum of its randomly
@@ -141,7 +143,9 @@ def load_pretrained_vectors(model: Model, path: Union[str, Path], *, rescale: bo
     return stats
 
 
-def _load_table(weight, featurizer: Featurizer, table: str, keys: List[str], vectors: numpy.ndarray, rescale: bool) -> Dict[str, int]:
+def _load_table(
+    weight: "torch.Tensor", featurizer: Featurizer, table: str, keys: List[str], vectors: numpy.ndarray, rescale: bool
+) -> Dict[str, int]:
     if vectors.shape[1] != weight.shape[1]:
         raise ValueError(
             f"Pretrained '{table}' vectors have width {vectors.shape[1]} but the model's "

@@ -6,6 +6,7 @@
 The model takes the lattice the pipe built and returns the decoder's
 TagScores (see types.py); the pipe asks those for the loss and the decode.
 """
+
 from typing import Any, Callable, Optional, Tuple
 
 from spacy.util import registry
@@ -14,7 +15,12 @@ from thinc.types import Floats3d
 
 from ..lexicon.lattice import Lattice
 from .decoders import (
-    build_crf_decoder, build_crf_layer, build_emission_scorer, check_decoder, initialize_decoder, scores_for,
+    build_crf_decoder,
+    build_crf_layer,
+    build_emission_scorer,
+    check_decoder,
+    initialize_decoder,
+    scores_for,
 )
 from .types import Embedded, Padded, States, TagScores
 

@@ -19,6 +19,7 @@
   tags that keep fixed (preset) spans. An ensemble returns TagScores too, so
   the pipe does not know how many members there are or how they decode.
 """
+
 from abc import ABC, abstractmethod
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 

@@ -7,16 +7,15 @@ are fused with ``Doc._.image_embedding`` (see spacy_lexner.util.image_context).
 The image embeddings are read from the lattice's Docs (the tagger gives this
 layer whole Docs, see needs_pipeline_docs).
 """
+
 from functools import partial
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model
-from thinc.types import Floats3d, Ints1d
 
-from .encoders.common import convert_padded_outputs
 from ..lexicon.lattice import Lattice
 from ..util.image_context import read_image_context
 from ..util.torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
@@ -56,7 +55,7 @@ def build_visual_gate_embed(
     )
 
 
-def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
     embed, gate = model.layers
     embed.initialize()
     gate.set_dim("nI", embed.get_dim("nO"), force=True)
@@ -98,9 +97,7 @@ def _forward(model: Model, lattice: Lattice, is_train: bool) -> Tuple[Embedded, 
     return Embedded(Y, lengths, lattice), backprop
 
 
-def _convert_inputs(model: Model, inputs, is_train: bool):
+def _convert_inputs(model: Model, inputs: Tuple, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     X, images, has_image = inputs
     args = (to_torch(model, X, requires_grad=is_train), to_torch(model, images), to_torch(model, has_image))
     return ArgsKwargs(args=args, kwargs={}), first_input_gradient
-
-

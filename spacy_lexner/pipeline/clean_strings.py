@@ -16,6 +16,7 @@ pattern keys) are added back by spaCy when the pipeline loads or runs, so
 the cleaned pipeline predicts exactly what the original predicts;
 ``clean_strings`` checks that on the removed texts themselves.
 """
+
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Iterable, List, Set, Union
 import spacy
 import srsly
 from spacy.language import Language
+from spacy.tokens import Doc
 
 # Enough to compare the outputs on a large sample of the removed texts
 # without making a big pipeline's cleaning slow.
@@ -112,5 +114,5 @@ def _check_same_ents(original: Language, cleaned: Language, texts: List[str]) ->
             )
 
 
-def _ents(doc) -> list:
+def _ents(doc: Doc) -> list:
     return [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents]

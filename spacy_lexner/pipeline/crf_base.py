@@ -2,6 +2,7 @@
 ``cfg["labels"]``, training and decoding through the model contract
 (spacy_lexner.models.types.TagScores), and serialisation that checks what
 it loads."""
+
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -178,7 +179,7 @@ class CRFPipe(TrainablePipe):
         # An empty list is what a pipe saved before initialize holds.
         if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
             raise ValueError(
-                f"Cannot load {self.name}: {source} has no valid \"labels\" (a list of label "
+                f'Cannot load {self.name}: {source} has no valid "labels" (a list of label '
                 f"strings); found {excerpt(cfg)}. The file is corrupted or was edited; "
                 "restore it or re-save the pipeline."
             )

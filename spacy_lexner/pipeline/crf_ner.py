@@ -1,4 +1,5 @@
 """The ``crf_ner`` pipe: token-level CRF NER over a shared embedding layer."""
+
 import warnings
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
@@ -54,8 +55,11 @@ def score_crf_ner(examples: Iterable[Example], *, spans_key: Optional[str] = Non
         return get_ner_prf(examples)
     # score_spans names the scores after attr and passes attr to the getter.
     return Scorer.score_spans(
-        examples, f"spans_{spans_key}", getter=lambda doc, attr: doc.spans.get(spans_key, []),
-        has_annotation=lambda doc: spans_key in doc.spans, allow_overlap=False,
+        examples,
+        f"spans_{spans_key}",
+        getter=lambda doc, attr: doc.spans.get(spans_key, []),
+        has_annotation=lambda doc: spans_key in doc.spans,
+        allow_overlap=False,
     )
 
 

@@ -5,6 +5,7 @@ same patterns (same matching, same priority: longer matches first, then
 earlier ones). Patterns may carry a visual condition on the doc's image
 context and may relabel entities that an earlier component found.
 """
+
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -18,10 +19,16 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from ..util.serialize import read_json, read_jsonl, read_msgpack
 from ..lexicon.readers import read_lexicon_file
+from ..util.image_context import (
+    ImageContext,
+    ImageContextGetter,
+    has_image_context,
+    read_image_context,
+    set_image_context,
+)
+from ..util.serialize import read_json, read_jsonl, read_msgpack
 from . import image_context as _getters  # noqa: F401  registers the getters
-from ..util.image_context import ImageContext, ImageContextGetter, has_image_context, read_image_context, set_image_context
 from .patterns import validate_pattern, visual_condition_holds
 
 CONFLICT_POLICIES = ("keep_existing", "overwrite", "prefer_longer")
@@ -67,9 +74,14 @@ def make_multimodal_entity_ruler(
     debug: record every decision in doc.spans["ruler_decisions"].
     """
     return MultimodalEntityRuler(
-        nlp, name, phrase_matcher_attr=phrase_matcher_attr, validate=validate,
+        nlp,
+        name,
+        phrase_matcher_attr=phrase_matcher_attr,
+        validate=validate,
         conflict_policy=conflict_policy or ("overwrite" if overwrite_ents else "keep_existing"),
-        image_context=image_context, debug=debug, scorer=scorer,
+        image_context=image_context,
+        debug=debug,
+        scorer=scorer,
     )
 
 
@@ -175,7 +187,10 @@ class MultimodalEntityRuler(Pipe):
 
     def __call__(self, doc: Doc) -> Doc:
         if not self.patterns:
-            warnings.warn(f"[{self.name}] The multimodal_entity_ruler has no patterns; add_patterns() or initialize with patterns.")
+            warnings.warn(
+                f"[{self.name}] The multimodal_entity_ruler has no patterns; "
+                "add_patterns() or initialize with patterns."
+            )
             return doc
         context = self._image_context(doc)
         decisions: List[Span] = []
@@ -244,7 +259,9 @@ class MultimodalEntityRuler(Pipe):
             pattern = self.patterns[index]
             new_entities.append(Span(doc, start, end, label=pattern["label"], span_id=pattern.get("id", "")))
             for ent in overlapping:
-                decisions.append(Span(doc, ent.start, ent.end, label=f"removed_existing_{ent.label_}", span_id=str(index)))
+                decisions.append(
+                    Span(doc, ent.start, ent.end, label=f"removed_existing_{ent.label_}", span_id=str(index))
+                )
             decisions.append(self._decision(doc, index, start, end, "added"))
             entities = [e for e in entities if not (e.start < end and e.end > start)]
             seen_tokens.update(range(start, end))
@@ -279,7 +296,9 @@ class MultimodalEntityRuler(Pipe):
         self.add_patterns(patterns)
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        return srsly.msgpack_dumps({"cfg": self._cfg(), "patterns": self.patterns, "prototypes": self._prototypes_msg()})
+        return srsly.msgpack_dumps(
+            {"cfg": self._cfg(), "patterns": self.patterns, "prototypes": self._prototypes_msg()}
+        )
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "MultimodalEntityRuler":
         msg = srsly.msgpack_loads(bytes_data)

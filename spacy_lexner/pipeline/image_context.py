@@ -8,6 +8,7 @@ docs that have no ``Doc._.image_tags`` / ``Doc._.image_embedding`` yet.
   model on the image given under "image" (a path or a PIL image);
 - null: no getter.
 """
+
 import threading
 import warnings
 from pathlib import Path
@@ -41,9 +42,12 @@ class UserDataImageContext:
         if tags is None and embedding is None:
             return None
         return ImageContext(
-            _check_tags(tags, 'The "image_tags" value in the nlp.pipe context or doc.user_data') if tags is not None else [],
+            _check_tags(tags, 'The "image_tags" value in the nlp.pipe context or doc.user_data')
+            if tags is not None
+            else [],
             _check_embedding(embedding, 'The "image_embedding" value in the nlp.pipe context or doc.user_data')
-            if embedding is not None else None,
+            if embedding is not None
+            else None,
         )
 
 
@@ -143,7 +147,7 @@ class _ClipScorer:
             features = model.get_text_features(**{k: v.to(self.device) for k, v in text.items()})
         return model, processor, torch.nn.functional.normalize(features, dim=-1)
 
-    def __call__(self, image) -> ImageContext:
+    def __call__(self, image: Any) -> ImageContext:
         import torch
 
         model, processor, text_features = self._get_loaded()

@@ -1,4 +1,5 @@
 """The ``lexner_tagger`` pipe: character-level, lexicon-enhanced NER."""
+
 import warnings
 from itertools import islice
 from pathlib import Path
@@ -94,9 +95,15 @@ def make_lexner_tagger(
         predicts the rest around them; true replaces them with the tagger's.
     """
     return LexiconTagger(
-        nlp.vocab, model, name,
-        extra_lexicons=extra_lexicons, window_size=window_size, window_overlap=window_overlap,
-        batch_chars=batch_chars, alignment_mode=alignment_mode, overwrite_ents=overwrite_ents,
+        nlp.vocab,
+        model,
+        name,
+        extra_lexicons=extra_lexicons,
+        window_size=window_size,
+        window_overlap=window_overlap,
+        batch_chars=batch_chars,
+        alignment_mode=alignment_mode,
+        overwrite_ents=overwrite_ents,
         scorer=scorer,
     )
 
@@ -249,7 +256,9 @@ class LexiconTagger(CRFPipe):
         if not any(doc.text for doc in docs):
             return [[] for _ in docs]
         paths = self._decode(self._lattice([doc.text for doc in docs], docs=docs), presets)
-        return [spans_outside(scheme.decode(path[: len(doc.text)]), fixed) for doc, path, fixed in zip(docs, paths, presets)]
+        return [
+            spans_outside(scheme.decode(path[: len(doc.text)]), fixed) for doc, path, fixed in zip(docs, paths, presets)
+        ]
 
     def _preset_spans(self, doc: Doc) -> List[CharSpan]:
         """The entities of doc that this pipe keeps: those set by an earlier
@@ -325,7 +334,9 @@ class LexiconTagger(CRFPipe):
         if overlapping:
             how = "once widened to token boundaries" if mode == "expand" else "after alignment"
             what.append(f"{overlapping} overlapped another entity {how}")
-            fixes.append("tag char-segmented docs (spacy.blank('zh')), whose tokens are the characters the tagger predicts on")
+            fixes.append(
+                "tag char-segmented docs (spacy.blank('zh')), whose tokens are the characters the tagger predicts on"
+            )
         fix = f" To keep them, {' or '.join(dict.fromkeys(fixes))}." if fixes else ""
         warnings.warn(
             f"[{self.name}] Of the predicted entities, {'; '.join(what)}; they were not written "

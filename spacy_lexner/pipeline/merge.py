@@ -7,6 +7,7 @@ their CRF potentials is what benchmarks/ensemble_potentials.py measured.
 spacy-lexner.LexiconTaggerEnsemble.v1, so the result is an ordinary
 pipeline: nlp.to_disk, spacy.load and spacy package work as usual.
 """
+
 from typing import Any, Dict, Sequence
 
 from spacy.language import Language

@@ -12,10 +12,12 @@ visual (all given keys must hold):
     embedding_sim: {"prototype": NAME, "min": x}  cosine(image_embedding,
         prototype NAME) >= x; prototypes are stored with the component.
 relabel: when true the pattern adds no entity; it changes the label of an
-    entity (from an earlier component or from this ruler's own patterns) with exactly the matched boundaries (whose label is in
-    relabel_from, if given) to "label".
+    entity (from an earlier component or from this ruler's own patterns)
+    with exactly the matched boundaries (whose label is in relabel_from, if
+    given) to "label".
 A doc without image context fails every visual condition.
 """
+
 import math
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -53,7 +55,9 @@ def validate_pattern(index: int, pattern: Any, prototypes: Mapping[str, numpy.nd
     if not isinstance(pattern.get("relabel", False), bool):
         raise PatternError(index, "relabel", "must be true or false")
     relabel_from = pattern.get("relabel_from")
-    if relabel_from is not None and not (isinstance(relabel_from, list) and all(isinstance(x, str) for x in relabel_from)):
+    if relabel_from is not None and not (
+        isinstance(relabel_from, list) and all(isinstance(x, str) for x in relabel_from)
+    ):
         raise PatternError(index, "relabel_from", "must be a list of labels")
     if "visual" in pattern:
         _validate_visual(index, pattern["visual"], prototypes)
@@ -65,7 +69,9 @@ def _validate_visual(index: int, visual: Any, prototypes: Mapping[str, numpy.nda
         raise PatternError(index, "visual", "must be a non-empty dict")
     unknown = set(visual) - VISUAL_KEYS
     if unknown:
-        raise PatternError(index, f"visual.{sorted(unknown)[0]}", f"is not a known condition; use {sorted(VISUAL_KEYS)}")
+        raise PatternError(
+            index, f"visual.{sorted(unknown)[0]}", f"is not a known condition; use {sorted(VISUAL_KEYS)}"
+        )
     for key in ("tags_any", "tags_none"):
         tags = visual.get(key)
         if tags is not None and not (isinstance(tags, list) and tags and all(isinstance(t, str) for t in tags)):
@@ -79,7 +85,8 @@ def _validate_visual(index: int, visual: Any, prototypes: Mapping[str, numpy.nda
             raise PatternError(index, "visual.embedding_sim", 'must be {"prototype": NAME, "min": x}')
         if sim["prototype"] not in prototypes:
             raise PatternError(
-                index, "visual.embedding_sim.prototype",
+                index,
+                "visual.embedding_sim.prototype",
                 f"names an unknown prototype {sim['prototype']!r}; add it first with ruler.add_prototype(name, vector)",
             )
         if not isinstance(sim["min"], (int, float)) or not -1.0 <= sim["min"] <= 1.0:

@@ -8,6 +8,7 @@ goes through `excerpt` (quoted, repr-like) or `shorten` (plain text).
 This module imports nothing from spacy_lexner, so every layer (lexicon at the
 bottom, convert, the CLI) can use it.
 """
+
 import reprlib
 from typing import Union
 

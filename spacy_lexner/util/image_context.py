@@ -5,11 +5,11 @@ They are set by user code, or by an image-context getter that the
 ``spacy_lexner.pipeline.image_context``). Setting either extension checks the
 value; ``read_image_context`` checks values that bypassed the setter.
 """
+
 import numbers
-import warnings
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc
@@ -21,10 +21,11 @@ ImageTags = List[Tuple[str, float]]
 ImageTagsInput = Union[Iterable[Union[str, Tuple[str, float]]], Mapping[str, float]]
 ImageContextGetter = Callable[[Doc], Optional["ImageContext"]]
 
-TAGS_SHAPE = 'a list of tags ["dog"] or of (tag, score) pairs [("dog", 0.9)] with score in [0, 1], or a dict {tag: score}'
+TAGS_SHAPE = (
+    'a list of tags ["dog"] or of (tag, score) pairs [("dog", 0.9)] with score in [0, 1], or a dict {tag: score}'
+)
 EMBEDDING_SHAPE = "a non-empty 1d vector of finite numbers (a list, tuple or numpy array)"
 MAX_QUOTED = 80
-
 
 
 def _quote(value: Any) -> str:
@@ -99,7 +100,9 @@ def read_image_context(doc: Doc) -> Optional[ImageContext]:
 def _check_tags(tags: Any, what: str = "image tags") -> ImageTags:
     expected = f"{what} must be {TAGS_SHAPE}"
     if isinstance(tags, str):
-        raise ValueError(f"{expected}; got the bare string {_quote(tags)}. Wrap a single tag in a list: {_wrapped(tags)}.")
+        raise ValueError(
+            f"{expected}; got the bare string {_quote(tags)}. Wrap a single tag in a list: {_wrapped(tags)}."
+        )
     if isinstance(tags, Mapping):
         items: Iterable = list(tags.items())
     elif isinstance(tags, (bytes, bytearray)) or not isinstance(tags, Iterable):

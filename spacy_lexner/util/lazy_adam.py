@@ -18,6 +18,7 @@ Averages start from the weights (thinc starts them at zero and lets them
 decay): a row that is never or rarely touched must keep its value in the
 averaged model, not be pulled towards zero.
 """
+
 import math
 from typing import Optional, Tuple
 
@@ -31,7 +32,11 @@ def check_supported(optimizer: Optimizer) -> None:
     Adam is (thinc's Optimizer with beta1 > 0, beta2 > 0 and no RAdam); an
     SGD or RAdam step applied as Adam would silently train differently."""
     if getattr(optimizer, "use_radam", False) or not (optimizer.b1 > 0.0 and optimizer.b2 > 0.0):
-        kind = "RAdam" if getattr(optimizer, "use_radam", False) else f"beta1={optimizer.b1}, beta2={optimizer.b2} (e.g. SGD)"
+        kind = (
+            "RAdam"
+            if getattr(optimizer, "use_radam", False)
+            else f"beta1={optimizer.b1}, beta2={optimizer.b2} (e.g. SGD)"
+        )
         raise ValueError(
             f"Sparse embedding updates (sparse_updates = true in spacy-lexner.SoftLexiconEmbed.v2) "
             f"implement Adam only, but the optimizer is {kind}. Use Adam.v1 in [training.optimizer], "

@@ -4,6 +4,7 @@ srsly's own errors ("Unexpected character found when decoding array value")
 do not say which file of a pipeline directory is broken, so loading a
 truncated or corrupted pipeline left the user guessing.
 """
+
 from pathlib import Path
 from typing import Any, Callable, List
 

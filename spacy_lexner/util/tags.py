@@ -1,6 +1,7 @@
 """The one tag codec: spans <-> BIOES / BMES / BIO tags, for the decoders
 (tag ids, TagScheme) and the corpus converters (tag strings) alike, with one
 repair rule for ill-formed tag sequences (decode_parts)."""
+
 import re
 from functools import lru_cache
 from typing import Iterable, List, Sequence, Tuple
@@ -29,8 +30,7 @@ def parse_tag(tag: str) -> Tuple[str, str]:
     match = _TAG.match(tag)
     if match is None:
         raise ValueError(
-            f"unknown tag {excerpt(tag)}: expected 'O' or B-, I-, M-, E-, S- followed "
-            f"by a label (BIO, BIOES or BMES)"
+            f"unknown tag {excerpt(tag)}: expected 'O' or B-, I-, M-, E-, S- followed by a label (BIO, BIOES or BMES)"
         )
     prefix, label = match.groups()
     return ("I" if prefix == "M" else prefix), label

@@ -1,5 +1,6 @@
 """Reading UTF-8 text files (corpora, lexicons) with errors that name the
 file and line and say how to re-encode the file."""
+
 from pathlib import Path
 from typing import Iterator, Tuple, Type
 

@@ -13,6 +13,7 @@ The shim also updates parameters in place, honours ``use_averages`` and
 steps sparse (embedding-row) gradients lazily (see ``InPlacePyTorchShim``
 and ``lazy_adam``).
 """
+
 import contextlib
 import threading
 from typing import Any, Callable, Dict, Iterator, Optional
@@ -44,9 +45,7 @@ def serialize_torch_state(module: "torch.nn.Module") -> bytes:
     return srsly.msgpack_dumps(state)
 
 
-def deserialize_torch_state(
-    module: "torch.nn.Module", state_bytes: bytes, device: "torch.device"
-) -> "torch.nn.Module":
+def deserialize_torch_state(module: "torch.nn.Module", state_bytes: bytes, device: "torch.device") -> "torch.nn.Module":
     try:
         state = srsly.msgpack_loads(state_bytes)
     except Exception as err:
@@ -109,7 +108,7 @@ class InPlacePyTorchShim(PyTorchShim):
         self.__dict__.update(state)
         self._mode_lock = threading.Lock()
 
-    def finish_update(self, optimizer) -> None:
+    def finish_update(self, optimizer: Any) -> None:
         for name, torch_data in self._model.named_parameters():
             if torch_data.grad is None:
                 continue
@@ -139,7 +138,9 @@ class InPlacePyTorchShim(PyTorchShim):
         average (a strict load_state_dict would fail on them).
         """
         averaged = [
-            (param, params[(self.id, name)]) for name, param in self._model.named_parameters() if (self.id, name) in params
+            (param, params[(self.id, name)])
+            for name, param in self._model.named_parameters()
+            if (self.id, name) in params
         ]
         backup = [param.detach().clone() for param, _ in averaged]
         with torch.no_grad():
@@ -207,7 +208,9 @@ class LazyInit:
         model.shims.append(make_shim(self.build_module(model)))
 
 
-def with_input_width(module_class: Callable[..., "torch.nn.Module"], model: Model, **settings: Any) -> "torch.nn.Module":
+def with_input_width(
+    module_class: Callable[..., "torch.nn.Module"], model: Model, **settings: Any
+) -> "torch.nn.Module":
     """A build_module for LazyTorchWrapper: module_class(nI, **settings).
     Bind it with functools.partial, which keeps the model picklable."""
     return module_class(model.get_dim("nI"), **settings)

@@ -1,6 +1,7 @@
 """Context encoders for ``lexner_tagger``. Each is a registered architecture
 mapping padded character vectors ``(X[batch, time, nI], lengths)`` to
 ``Y[batch, time, nO]``."""
+
 from .bilstm import build_bilstm_encoder
 from .flat import build_flat_encoder
 from .idcnn import build_idcnn_encoder

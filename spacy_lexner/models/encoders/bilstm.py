@@ -1,14 +1,12 @@
 """BiLSTM encoder (the default), as in the SoftLexicon paper."""
+
 from functools import partial
 
-import torch
 from spacy.util import registry
 from thinc.api import Model
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..pytorch.bilstm import BiLSTM
 from ...util.torch_utils import with_input_width
+from ..pytorch.bilstm import BiLSTM
 from .common import padded_encoder
 
 

@@ -1,5 +1,6 @@
 """Conversion helpers shared by all padded-sequence encoders: they read
 ``Embedded`` (or any ``(X, lengths, ...)`` tuple) and return padded states."""
+
 from typing import Any, Callable, Tuple
 
 import torch
@@ -12,7 +13,9 @@ from ...util.torch_utils import LazyTorchWrapper, first_input_gradient, to_torch
 PaddedInput = Tuple[Floats3d, Ints1d]
 
 
-def padded_encoder(name: str, build_module: Callable[[Model], torch.nn.Module], nO: int, **attrs: Any) -> Model[PaddedInput, Floats3d]:
+def padded_encoder(
+    name: str, build_module: Callable[[Model], torch.nn.Module], nO: int, **attrs: Any
+) -> Model[PaddedInput, Floats3d]:
     return LazyTorchWrapper(
         name,
         build_module,
@@ -36,7 +39,7 @@ def convert_padded_inputs(model: Model, X: PaddedInput, is_train: bool) -> Tuple
     return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), first_input_gradient
 
 
-def convert_padded_outputs(model: Model, inputs_outputs: Any, is_train: bool):
+def convert_padded_outputs(model: Model, inputs_outputs: Any, is_train: bool) -> Tuple[Floats3d, Callable]:
     _, Yt = inputs_outputs
 
     def backprop(dY: Floats3d) -> ArgsKwargs:

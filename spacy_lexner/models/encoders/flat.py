@@ -16,6 +16,7 @@ text are capped (max_words) and long docs are tagged in windows.
 
 The words are the lattice's, the same matches the SoftLexicon layer reads.
 """
+
 from functools import partial
 from typing import List, Tuple
 
@@ -56,7 +57,15 @@ def build_flat_encoder(
     """
     if width % n_heads or (width // n_heads) % 2:
         raise ValueError(f"FLAT width ({width}) / n_heads ({n_heads}) must be an even integer.")
-    settings = dict(width=width, depth=depth, n_heads=n_heads, ff_width=ff_width, dropout=dropout, word_rows=word_rows, scaled=scaled)
+    settings = dict(
+        width=width,
+        depth=depth,
+        n_heads=n_heads,
+        ff_width=ff_width,
+        dropout=dropout,
+        word_rows=word_rows,
+        scaled=scaled,
+    )
     return LazyTorchWrapper(
         "flat_encoder",
         partial(with_input_width, FLAT, **settings),

@@ -1,16 +1,15 @@
 """Iterated dilated CNN encoder (Strubell et al., EMNLP 2017): a block of
 dilated convolutions applied several times with shared weights. Every layer
 runs over the whole batch at once, so it is the fast encoder."""
+
 from functools import partial
 from typing import List
 
-import torch
 from spacy.util import registry
 from thinc.api import Model
-from torch import nn
 
-from ..pytorch.idcnn import IDCNN
 from ...util.torch_utils import with_input_width
+from ..pytorch.idcnn import IDCNN
 from .common import padded_encoder
 
 
@@ -31,5 +30,13 @@ def build_idcnn_encoder(
     if kernel_size % 2 == 0:
         raise ValueError(f"IDCNN kernel_size must be odd, got {kernel_size}.")
 
-    build = partial(with_input_width, IDCNN, width=width, dilations=list(dilations), n_blocks=n_blocks, kernel_size=kernel_size, dropout=dropout)
+    build = partial(
+        with_input_width,
+        IDCNN,
+        width=width,
+        dilations=list(dilations),
+        n_blocks=n_blocks,
+        kernel_size=kernel_size,
+        dropout=dropout,
+    )
     return padded_encoder("idcnn_encoder", build, width)

@@ -6,16 +6,14 @@ sharper attention for NER. Keys are not projected, as in the paper:
 
     A[t, j] = Q_t·K_j + Q_t·R_{t-j} + u·K_j + v·R_{t-j}
 """
-import math
+
 from functools import partial
 
-import torch
 from spacy.util import registry
 from thinc.api import Model
-from torch import nn
 
-from ..pytorch.tener import TENER
 from ...util.torch_utils import with_input_width
+from ..pytorch.tener import TENER
 from .common import padded_encoder
 
 
@@ -38,7 +36,14 @@ def build_tener_encoder(
         raise ValueError(f"TENER width ({width}) / n_heads ({n_heads}) must be an even integer.")
 
     build = partial(
-        with_input_width, TENER, width=width, depth=depth, n_heads=n_heads, ff_width=ff_width,
-        dropout=dropout, attention_dropout=attention_dropout, scaled=scaled,
+        with_input_width,
+        TENER,
+        width=width,
+        depth=depth,
+        n_heads=n_heads,
+        ff_width=ff_width,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        scaled=scaled,
     )
     return padded_encoder("tener_encoder", build, width)

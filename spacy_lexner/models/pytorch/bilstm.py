@@ -1,5 +1,5 @@
 """The torch module of spacy-lexner.BiLSTMEncoder.v1 (see models/encoders/bilstm.py)."""
-from functools import partial
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -9,7 +9,11 @@ class BiLSTM(nn.Module):
     def __init__(self, nI: int, nO: int, depth: int, dropout: float) -> None:
         super().__init__()
         self.lstm = nn.LSTM(
-            nI, nO // 2, num_layers=depth, bidirectional=True, batch_first=True,
+            nI,
+            nO // 2,
+            num_layers=depth,
+            bidirectional=True,
+            batch_first=True,
             dropout=dropout if depth > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)

@@ -10,6 +10,7 @@ zero probability during training and can never be decoded.
 pytorch-crf's own ``decode`` backtracks each sequence in a Python loop; ours
 steps the whole batch at once (see viterbi_decode and benchmarks/decode_share.py).
 """
+
 import warnings
 from typing import Optional
 
@@ -34,7 +35,9 @@ class ConstrainedCRF(CRF):
         if allowed_transitions is None:
             allowed_transitions = torch.ones(num_tags, num_tags, dtype=torch.bool)
         self.register_buffer("allowed_transitions", allowed_transitions.bool(), persistent=False)
-        self.register_buffer("allowed_starts", (ones if allowed_starts is None else allowed_starts).bool(), persistent=False)
+        self.register_buffer(
+            "allowed_starts", (ones if allowed_starts is None else allowed_starts).bool(), persistent=False
+        )
         self.register_buffer("allowed_ends", (ones if allowed_ends is None else allowed_ends).bool(), persistent=False)
 
     @property  # type: ignore[override]
@@ -84,9 +87,7 @@ class ConstrainedCRF(CRF):
 
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids [batch, time]; positions past each length are 0."""
-        return viterbi_decode(
-            emissions, mask, self.start_transitions, self.transitions, self.end_transitions
-        )
+        return viterbi_decode(emissions, mask, self.start_transitions, self.transitions, self.end_transitions)
 
 
 def viterbi_decode(

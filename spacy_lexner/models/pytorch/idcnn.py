@@ -1,12 +1,15 @@
 """The torch module of spacy-lexner.IDCNNEncoder.v1 (see models/encoders/idcnn.py)."""
-from functools import partial
+
 from typing import List
+
 import torch
 from torch import nn
 
 
 class IDCNN(nn.Module):
-    def __init__(self, nI: int, width: int, dilations: List[int], n_blocks: int, kernel_size: int, dropout: float) -> None:
+    def __init__(
+        self, nI: int, width: int, dilations: List[int], n_blocks: int, kernel_size: int, dropout: float
+    ) -> None:
         super().__init__()
         self.project = nn.Conv1d(nI, width, kernel_size, padding=kernel_size // 2)
         self.block = nn.ModuleList(

@@ -1,4 +1,5 @@
 """The emission scorer: encoder states to per-tag scores."""
+
 import torch
 from torch import nn
 

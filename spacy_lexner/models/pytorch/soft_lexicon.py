@@ -1,4 +1,5 @@
 """The torch side of the SoftLexicon input layer."""
+
 import torch
 from torch import nn
 
@@ -72,7 +73,14 @@ class SoftLexiconEmbedding(nn.Module):
         flat = self.dropout(torch.cat(parts, dim=1))
         return _pad(flat, lengths)
 
-    def _soft_lexicon(self, n_chars, lex_index, lex_word_rows, lex_type_rows, lex_weights) -> torch.Tensor:
+    def _soft_lexicon(
+        self,
+        n_chars: int,
+        lex_index: torch.Tensor,
+        lex_word_rows: torch.Tensor,
+        lex_type_rows: torch.Tensor,
+        lex_weights: torch.Tensor,
+    ) -> torch.Tensor:
         vectors = self.word(lex_word_rows).sum(dim=1)
         if self.training and self.word_dropout > 0:
             # Hide whole word vectors so the tagger also learns to use the

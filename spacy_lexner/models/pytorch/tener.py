@@ -1,6 +1,7 @@
 """The torch module of spacy-lexner.TENEREncoder.v1 (see models/encoders/tener.py)."""
+
 import math
-from functools import partial
+
 import torch
 from torch import nn
 
@@ -35,7 +36,11 @@ class RelativeSelfAttention(nn.Module):
         R = relative_sinusoids(length, self.head_width, X.device)  # [2L-1, d]
         position_all = torch.matmul(Q + self.v[:, None, :], R.t())  # [B, H, L, 2L-1]
         # Row t needs distance t - j, i.e. column (t - j) + (L - 1).
-        index = (torch.arange(length, device=X.device)[:, None] - torch.arange(length, device=X.device)[None, :]) + length - 1
+        index = (
+            (torch.arange(length, device=X.device)[:, None] - torch.arange(length, device=X.device)[None, :])
+            + length
+            - 1
+        )
         position = position_all.gather(-1, index.expand(batch, self.n_heads, length, length))
         scores = (content + position) * self.scale
         scores = scores.masked_fill(pad_mask[:, None, None, :], float("-inf"))
@@ -45,11 +50,15 @@ class RelativeSelfAttention(nn.Module):
 
 
 class TENERLayer(nn.Module):
-    def __init__(self, width: int, n_heads: int, ff_width: int, dropout: float, attention_dropout: float, scaled: bool) -> None:
+    def __init__(
+        self, width: int, n_heads: int, ff_width: int, dropout: float, attention_dropout: float, scaled: bool
+    ) -> None:
         super().__init__()
         self.attention = RelativeSelfAttention(width, n_heads, attention_dropout, scaled)
         self.norm1 = nn.LayerNorm(width)
-        self.feed_forward = nn.Sequential(nn.Linear(width, ff_width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_width, width))
+        self.feed_forward = nn.Sequential(
+            nn.Linear(width, ff_width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_width, width)
+        )
         self.norm2 = nn.LayerNorm(width)
         self.dropout = nn.Dropout(dropout)
 
@@ -59,11 +68,23 @@ class TENERLayer(nn.Module):
 
 
 class TENER(nn.Module):
-    def __init__(self, nI: int, width: int, depth: int, n_heads: int, ff_width: int, dropout: float, attention_dropout: float, scaled: bool) -> None:
+    def __init__(
+        self,
+        nI: int,
+        width: int,
+        depth: int,
+        n_heads: int,
+        ff_width: int,
+        dropout: float,
+        attention_dropout: float,
+        scaled: bool,
+    ) -> None:
         super().__init__()
         self.width = width
         self.project = nn.Linear(nI, width)
-        self.layers = nn.ModuleList(TENERLayer(width, n_heads, ff_width, dropout, attention_dropout, scaled) for _ in range(depth))
+        self.layers = nn.ModuleList(
+            TENERLayer(width, n_heads, ff_width, dropout, attention_dropout, scaled) for _ in range(depth)
+        )
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if X.shape[0] == 0 or X.shape[1] == 0:

@@ -1,4 +1,5 @@
 """The torch side of the visual gate (spacy-lexner.VisualGateEmbed.v1)."""
+
 import torch
 from torch import nn
 
