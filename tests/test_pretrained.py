@@ -114,9 +114,11 @@ def test_bad_vectors_files(tmp_path):
 
 
 def test_config_rescale_keeps_direction_and_matches_init_spread(tmp_path):
+    """Deprecated (it did worse than unscaled vectors): it still works, and warns."""
     path = write_vectors(tmp_path / "vectors.npz")
     _, base = parts(initialized())
-    featurizer, module = parts(initialized(pretrained_vectors=str(path), pretrained_rescale=True))
+    with pytest.warns(DeprecationWarning, match="pretrained_rescale"):
+        featurizer, module = parts(initialized(pretrained_vectors=str(path), pretrained_rescale=True))
     vectors = read_vectors(path)["words"][1]
     words = table(module, "word")[featurizer.word_rows(["北京", "北京大学"])].sum(axis=1)
     # One factor for the whole table: the init's spread of a 2-row sum.

@@ -530,10 +530,11 @@ class _Matcher:
         self.pad = unknown
         self.automaton = ahocorasick.Automaton()
         keyed = sorted((word.translate(self.table_letters), word) for word in words)
-        # Copies: the lexicon changes its dicts in place (and then drops this
-        # matcher), and the word table is built from them later, on first use.
-        self._freqs, self._types = dict(freqs), dict(types)
         self._ordered = [word for _, word in keyed]
+        # Read now: the lexicon changes its dicts in place (and then drops
+        # this matcher). Hashing waits for the first match_batch.
+        self._freqs = numpy.fromiter(map(freqs.__getitem__, self._ordered), dtype="float64", count=len(self._ordered))
+        self._types = list(map(types.get, self._ordered))
         self._table: Optional[WordTable] = None
         add_word = self.automaton.add_word
         lengths = list(map(len, self._ordered))
@@ -576,15 +577,15 @@ class _Matcher:
         return BatchMatches(counts, columns[:, 0], columns[:, 1], columns[:, 2], self.table)
 
 
-def _word_table(ordered: List[str], freqs: Dict[str, float], types: Dict[str, str]) -> WordTable:
+def _word_table(ordered: List[str], freqs: numpy.ndarray, types: List[Optional[str]]) -> WordTable:
     n_words = len(ordered)
-    pairs = list(zip(map(types.get, ordered), map(len, ordered)))
+    pairs = list(zip(types, map(len, ordered)))
     # A few hundred distinct (type, length) pairs: hash each once.
     pair_keys = {pair: type_key(*pair) for pair in set(pairs)}
     return WordTable(
         words=ordered,
         keys=numpy.fromiter(map(hash_string, ordered), dtype="uint64", count=n_words),
-        freqs=numpy.fromiter(map(freqs.__getitem__, ordered), dtype="float64", count=n_words),
+        freqs=freqs,
         type_keys=numpy.fromiter(map(pair_keys.__getitem__, pairs), dtype="uint64", count=n_words),
     )
 

@@ -21,7 +21,7 @@
 """
 
 from abc import ABC, abstractmethod
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from thinc.types import Floats3d, Ints1d
@@ -88,4 +88,4 @@ def _to_numpy(array: Any) -> numpy.ndarray:
     return array.get() if hasattr(array, "get") else numpy.asarray(array)
 
 
-__all__ = ["Embedded", "FixedSpans", "GoldTags", "Padded", "Span", "States", "TagScores", "List"]
+__all__ = ["Embedded", "FixedSpans", "GoldTags", "Padded", "Span", "States", "TagScores"]
