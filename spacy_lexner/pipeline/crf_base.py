@@ -86,8 +86,8 @@ class CRFPipe(TrainablePipe):
 
     def _training_batch(self, examples: List[Example]) -> Tuple[Any, List[numpy.ndarray]]:
         """The model's input for examples and the gold tag ids of each of its
-        sequences (None as input: nothing to train on)."""
-        raise NotImplementedError
+        sequences (None as input: nothing to train on). Each pipe defines it."""
+        raise TypeError(f"{type(self).__name__} must define _training_batch (see CRFPipe).")
 
     def update(
         self,
