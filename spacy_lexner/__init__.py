@@ -1,8 +1,11 @@
 """spacy-lexner: lexicon-enhanced Chinese NER components for spaCy.
 
-Importing the package registers its factories, architectures and lexicon
-loaders; installed, it also registers them through entry points, so
-``spacy.blank("zh").add_pipe("lexner_tagger")`` works without this import.
+Installed, the package registers its factories, architectures and lexicon
+loaders through entry points, so ``spacy.blank("zh").add_pipe("lexner_tagger")``
+works without importing it. Importing it is cheap: the names below are
+loaded on first use (so ``spacy-lexner --help`` does not load torch), and
+``spacy_lexner.register()`` imports every registering module for code run
+from a source tree that is not installed.
 
 Layers, from the bottom up (a module imports only from its own layer or
 those below; tests/test_layers.py checks it): ``util`` → ``lexicon`` →
@@ -10,17 +13,50 @@ those below; tests/test_layers.py checks it): ``util`` → ``lexicon`` →
 ``corpora`` / ``evaluation`` → ``cli``.
 """
 
-from .about import __version__
-from .lexicon import Lattice, Lexicon
-from .lexicon import registry as _lexicon_registry  # noqa: F401
-from .models import decoders as _decoders  # noqa: F401
-from .models import embed as _embed  # noqa: F401
-from .models import ensemble as _ensemble  # noqa: F401
-from .models import tagger as _tagger  # noqa: F401
-from .models.encoders import build_bilstm_encoder  # noqa: F401
-from .pipeline import crf_ner as _crf_ner  # noqa: F401
-from .pipeline import entity_ruler as _entity_ruler  # noqa: F401
-from .pipeline.lexner_tagger import LexiconTagger, make_lexner_tagger  # noqa: F401
-from .util.image_context import ImageContext, set_image_context
+from importlib import import_module
+from typing import Any
 
-__all__ = ["ImageContext", "Lattice", "Lexicon", "LexiconTagger", "__version__", "set_image_context"]
+from .about import __version__
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Lattice": "spacy_lexner.lexicon.lattice",
+    "Lexicon": "spacy_lexner.lexicon.lexicon",
+    "LexiconTagger": "spacy_lexner.pipeline.lexner_tagger",
+    "ImageContext": "spacy_lexner.util.image_context",
+    "set_image_context": "spacy_lexner.util.image_context",
+}
+# Every module with a registry decorator (factories, architectures, misc,
+# scorers, lexicons): what the entry points in setup.cfg point at.
+_REGISTERING = (
+    "spacy_lexner.lexicon.registry",
+    "spacy_lexner.models.decoders",
+    "spacy_lexner.models.embed",
+    "spacy_lexner.models.ensemble",
+    "spacy_lexner.models.tagger",
+    "spacy_lexner.models.crf_tagger",
+    "spacy_lexner.models.fusion",
+    "spacy_lexner.models.visual",
+    "spacy_lexner.models.encoders",
+    "spacy_lexner.pipeline.lexner_tagger",
+    "spacy_lexner.pipeline.crf_ner",
+    "spacy_lexner.pipeline.entity_ruler",
+    "spacy_lexner.pipeline.image_context",
+)
+
+
+def register() -> None:
+    """Import every module that registers something with spaCy."""
+    for name in _REGISTERING:
+        import_module(name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spacy_lexner' has no attribute {name!r}")
+
+
+__all__ = ["ImageContext", "Lattice", "Lexicon", "LexiconTagger", "__version__", "register", "set_image_context"]

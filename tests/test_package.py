@@ -8,10 +8,10 @@ spaCy list spacy-lexner as a requirement of the packaged pipeline.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -24,9 +24,6 @@ from .util import REPO_ROOT, blank_with_tagger, ents_of, make_examples, train_nl
 
 TEXTS = ["张三在北京大学工作。", "李四去了上海。", "南京市长江大桥很长。", "王五是腾讯公司的工程师"]
 WORDS = ["北京大学", "上海", "南京市", "长江大桥", "腾讯公司", "工程师"]
-# What pip needs to build spacy-lexner from source; everything else (tests,
-# benchmarks, build outputs) stays out of the copy.
-SOURCE_FILES = ("setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE")
 PREDICT = """
 import json, sys
 import spacy, spacy_lexner
@@ -67,22 +64,6 @@ def train_tiny_pipeline(path: Path, wordlist: Path) -> None:
 INPUTS = [[text, {"image_tags": [["bridge", 0.9]], "image_embedding": [0.5, 0.5]}] for text in TEXTS]
 
 
-def copy_source(dest: Path) -> Path:
-    """Copy what is needed to pip-install spacy-lexner (not editable) from the checkout under test."""
-    dest.mkdir()
-    for name in SOURCE_FILES:
-        if (REPO_ROOT / name).exists():
-            shutil.copy(REPO_ROOT / name, dest / name)
-    if not (dest / "README.md").exists():  # setup.cfg reads it as long_description
-        (dest / "README.md").write_text("spacy-lexner\n", encoding="utf-8")
-    shutil.copytree(
-        REPO_ROOT / "spacy_lexner",
-        dest / "spacy_lexner",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
-    )
-    return dest
-
-
 def clean_env() -> Dict[str, str]:
     """The environment for the venv: nothing that would add the checkout or
     user site-packages to sys.path."""
@@ -108,30 +89,16 @@ def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
     labels = {e[2] for doc_ents in expected for e in doc_ents}
     assert "JOB" in labels, expected
 
+    # What `spacy project run package` runs: both wheels into one folder.
     packages = tmp_path / "packages"
-    packages.mkdir()
-    run(
-        [
-            sys.executable,
-            "-m",
-            "spacy",
-            "package",
-            str(model_dir),
-            str(packages),
-            "--name",
-            "lexner_tiny",
-            "--version",
-            "0.0.1",
-            "--build",
-            "wheel",
-        ],
-        cwd=tmp_path,
-        env=dict(os.environ),
-    )
-    pkg_dir = packages / "zh_lexner_tiny-0.0.1"
-    requirements = srsly.read_json(pkg_dir / "meta.json")["requirements"]
+    script = REPO_ROOT / "scripts" / "package_wheels.py"
+    cmd = [sys.executable, str(script), str(model_dir), str(packages), "--name", "lexner_tiny", "--version", "0.0.1"]
+    run(cmd, cwd=tmp_path, env=dict(os.environ))
+    requirements = srsly.read_json(packages / "zh_lexner_tiny-0.0.1" / "meta.json")["requirements"]
     assert any(req.startswith("spacy-lexner") for req in requirements), requirements
-    (wheel,) = (pkg_dir / "dist").glob("*.whl")
+    wheels = sorted(packages.glob("*.whl"))
+    assert [w.name.split("-")[0] for w in wheels] == ["spacy_lexner", "zh_lexner_tiny"], wheels
+    assert any(name.endswith("py.typed") for name in zipfile.ZipFile(wheels[0]).namelist())
 
     venv_dir = tmp_path / "venv"
     venv.create(venv_dir, with_pip=True, clear=True)  # no system site-packages
@@ -140,8 +107,8 @@ def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
     # requirement could pull a multi-GB CUDA build. "2.13.0" also matches "2.13.0+cpu".
     torch_version = torch.__version__.split("+")[0]
     run([python, "-m", "pip", "install", "--quiet", f"torch=={torch_version}"], cwd=tmp_path, env=env)
-    source = copy_source(tmp_path / "spacy-lexner-src")
-    run([python, "-m", "pip", "install", "--quiet", str(source), str(wheel)], cwd=tmp_path, env=env)
+    # The README's install: the wheels alone, nothing from the checkout.
+    run([python, "-m", "pip", "install", "--quiet", *map(str, wheels)], cwd=tmp_path, env=env)
 
     # An empty working directory: `python -c` puts it first on sys.path.
     workdir = tmp_path / "run"

@@ -42,9 +42,10 @@ def test_project_all_runs_then_skips(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "training" / "default" / "model-best" / "config.cfg").is_file()
     metrics = srsly.read_json(tmp_path / "metrics" / "default.json")
     assert {"ents_p", "ents_r", "ents_f"} <= set(metrics)
-    wheel = tmp_path / "packages" / "zh_lexner_weibo-0.1.0" / "dist" / "zh_lexner_weibo-0.1.0-py3-none-any.whl"
+    wheel = tmp_path / "packages" / "zh_lexner_weibo-0.1.0-py3-none-any.whl"
     assert wheel.is_file()
-    meta = srsly.read_json(wheel.parent.parent / "meta.json")
+    assert len(list((tmp_path / "packages").glob("spacy_lexner-*.whl"))) == 1  # so the wheel installs alone
+    meta = srsly.read_json(tmp_path / "packages" / "zh_lexner_weibo-0.1.0" / "meta.json")
     assert any(req.startswith("spacy-lexner") for req in meta["requirements"])
     assert meta["license"] == "CC BY-SA 3.0"
     records = list(srsly.read_jsonl(tmp_path / "demo" / "default.jsonl"))

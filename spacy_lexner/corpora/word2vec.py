@@ -27,7 +27,7 @@ keys hash to the same row. Load it with
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -40,29 +40,10 @@ from spacy.util import logger
 from ..lexicon import Lexicon
 from ..lexicon.lexicon import jieba_dict_path
 from .convert import blank_vocab, numbered_lines
+from .word2vec_settings import Word2VecSettings
 
 TABLE_NAMES = ("chars", "bigrams", "words")
 PathLike = Union[str, Path]
-
-
-@dataclass(frozen=True)
-class Word2VecSettings:
-    """Widths must match the config's ``char_width``, ``bigram_width`` and
-    ``word_width``. The key limits stay near half of ``resume.cfg``'s table
-    rows (16k chars, 64k bigrams, 64k words; each key uses 2 rows): beyond
-    that, most extra keys would only collide with more frequent ones."""
-
-    char_width: int = 50
-    bigram_width: int = 50
-    word_width: int = 50
-    window: int = 5
-    epochs: int = 5
-    min_count: int = 2
-    max_chars: int = 8000
-    max_bigrams: int = 32000
-    max_words: int = 32000
-    workers: int = 1
-    seed: int = 0
 
 
 def read_texts(paths: Iterable[PathLike]) -> List[str]:
