@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run on a lent GPU machine (see README, "GPU"): Resume, a fixed
+# One prepared run on a lent GPU machine (see docs/gpu.md): Resume, a fixed
 # number of steps on the GPU and on the CPU, plus a small CPU sweep of model
 # settings scored on the dev set. Expects wheels in .whl/ and, in .device/,
 # the Resume DocBins and jieba's dict.txt.gz (the machine has no registry).

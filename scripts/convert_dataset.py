@@ -3,7 +3,7 @@
     python scripts/convert_dataset.py weibo assets/weibo corpus/weibo
 
 SRC_DIR holds the dataset's files under the names used in shared/data/<name>/
-(see docs/project.md). Two upstream forms that `spacy project assets --extra`
+(see docs/data.md). Two upstream forms that `spacy project assets --extra`
 downloads are also read, so a downloaded assets/ folder works as a data_dir:
 MSRA as the MSRA.zip archive, and CLUENER as pretty-printed JSON records.
 

@@ -1,0 +1,83 @@
+"""README.md is the front door: short, with the two commands a newcomer (and
+.ci/run) relies on, and a usage example that runs as written.
+
+The example loads the pipeline that `spacy project run all` trains. Here it
+runs against a tiny pipeline trained in seconds, saved to a temp dir whose
+path replaces the README's, in a temp working directory (the example writes
+files).
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+import srsly
+
+from .tiny_pipelines import lexner_pipeline, write_lexicon
+from .util import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+MAX_LINES = 220
+COMMANDS = (
+    'pip install torch==2.13.0 -e ".[project]" && python -m spacy project run all',
+    'pip install torch==2.13.0 -e ".[test]" && python -m pytest tests -q',
+)
+# Where `spacy project run all` writes the trained pipeline.
+PIPELINE_PATH = "training/default/model-best"
+
+
+def readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def python_blocks(text: str):
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_readme_is_short() -> None:
+    n_lines = len(readme().splitlines())
+    assert n_lines <= MAX_LINES, f"README.md has {n_lines} lines; move details to docs/ (at most {MAX_LINES})"
+
+
+def test_readme_has_the_two_commands() -> None:
+    text = readme()
+    for command in COMMANDS:
+        assert command in text
+    # .ci/run runs the tests the way command 2 does.
+    assert "python -m pytest tests -q" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_pipeline_path_is_where_the_workflow_writes() -> None:
+    project = srsly.read_yaml(REPO_ROOT / "project.yml")
+    assert "train" in project["workflows"]["all"]
+    train = next(c for c in project["commands"] if c["name"] == "train")
+    assert PIPELINE_PATH in train["outputs"]
+
+
+def test_readme_results_match_benchmarks_results() -> None:
+    """Every row of the README's results table is a row of RESULTS.md."""
+    results = (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    rows = [line for line in readme().splitlines() if re.match(r"\| (resume|weibo) \| \w+ \| [\d.]+ \|", line)]
+    assert rows, "no results table in README.md"
+    for row in rows:
+        # dataset, system, P, R, F1, train wall, chars/s, speed ratio
+        cells = " | ".join(cell.strip() for cell in row.strip("|").split("|")[:8])
+        assert f"| {cells} |" in results, f"README row not in benchmarks/RESULTS.md: {row}"
+
+
+@pytest.mark.filterwarnings("ignore:.*W006")
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks(readme())
+    assert blocks, "README.md has no ```python block"
+    model_dir = tmp_path / "model"
+    lexner_pipeline(write_lexicon(tmp_path / "lexicon.txt")).to_disk(model_dir)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    namespace = {"__name__": "__readme__"}
+    n_substituted = 0
+    for i, block in enumerate(blocks):
+        n_substituted += block.count(f'"{PIPELINE_PATH}"')
+        code = block.replace(f'"{PIPELINE_PATH}"', repr(str(model_dir)))
+        exec(compile(code, f"README.md python block {i + 1}", "exec"), namespace)
+    assert n_substituted, f"the README example does not load {PIPELINE_PATH!r}"
