@@ -16,6 +16,16 @@ into one ensemble pipeline (``spacy-lexner merge-ensemble``). The spaCy ``ner`` 
 
 The torch/BLAS thread count is fixed (``--threads``, default 1) and printed:
 with another process busy, 2 threads can be far slower than 1.
+
+Runs resume: a finished run (its model-best and ``<run>.train.json``) and its
+scores (``<run>.scores.json``) stay in --output and are skipped when the same
+command runs again, so a benchmark longer than a working stretch goes on
+where it stopped. All four datasets, three seeds, two trainings at a time:
+
+    python benchmarks/run_benchmark.py --datasets resume weibo msra cluener \
+        --systems lexner --seeds 0 1 2 --jobs 2 --threads 1
+
+prints each run and, per dataset and system, the mean and range over seeds.
 """
 
 import argparse
@@ -29,15 +39,12 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
-DATASETS = {
-    "resume": ("resume/train.char.bmes", "resume/dev.char.bmes", "resume/test.char.bmes", "bmes"),
-    "weibo": (
-        "weibo/weiboNER_2nd_conll.train",
-        "weibo/weiboNER_2nd_conll.dev",
-        "weibo/weiboNER_2nd_conll.test",
-        "weibo",
-    ),
-}
+# Converted by scripts/convert_dataset.py, as the project does: MSRA has no
+# dev or test split here (dev = the last 3,000 train sentences, and its
+# "test" is that dev set); CLUENER's official dev is the test set and dev is
+# carved off train.
+DATASETS = ("resume", "weibo", "msra", "cluener")
+DEFAULT_DATASETS = ["resume", "weibo"]
 
 
 # Systems trained from a config in configs/ (the rest: spaCy's own ner).
@@ -73,10 +80,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "runs")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS, choices=DATASETS)
     parser.add_argument("--systems", nargs="+", default=DEFAULT_SYSTEMS, choices=list(SYSTEMS))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--skip-train", action="store_true", help="Reuse trained models in --output")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="One model per seed (mean and range)")
+    parser.add_argument("--jobs", type=int, default=1, help="Trainings run at once, --threads each")
+    parser.add_argument("--skip-train", action="store_true", help="Score only models already in --output")
     return parser.parse_args()
 
 
@@ -88,15 +97,11 @@ def thread_env(threads: int) -> Dict[str, str]:
 
 
 def convert(data_dir: Path, name: str, corpus: Path) -> Dict[str, Path]:
-    from spacy_lexner.corpora.convert import convert_file
-
-    *splits, fmt = DATASETS[name]
-    paths = {}
-    for split, rel in zip(("train", "dev", "test"), splits):
-        out = corpus / f"{split}.spacy"
-        if not out.exists():
-            convert_file(data_dir / rel, out, fmt)
-        paths[split] = out
+    """corpus/{train,dev,test}.spacy, converted once (kept on disk)."""
+    paths = {split: corpus / f"{split}.spacy" for split in ("train", "dev", "test")}
+    if not all(path.exists() for path in paths.values()):
+        script = REPO / "scripts" / "convert_dataset.py"
+        subprocess.run([sys.executable, str(script), name, str(data_dir / name), str(corpus)], check=True)
     return paths
 
 
@@ -127,13 +132,21 @@ def pretrain_vectors(data_dir: Path, output: Path, threads: int) -> Dict:
     return measured(cmd, output.with_suffix(".log"), threads, "Pretraining vectors")
 
 
-def train(system: str, name: str, paths: Dict[str, Path], out_dir: Path, threads: int, data_dir: Path) -> Dict:
-    extra: List[str] = []
+def train(
+    system: str,
+    name: str,
+    paths: Dict[str, Path],
+    out_dir: Path,
+    threads: int,
+    data_dir: Path,
+    seed_args: Sequence[str] = (),
+) -> Dict:
+    extra: List[str] = list(seed_args)
     pretrain_stats = {"wall_s": 0.0, "peak_rss_mb": 0.0}
     if system in PRETRAINS_VECTORS:
-        vectors = out_dir.parent / "vectors.npz"
+        vectors = out_dir.parent / f"{out_dir.name}.vectors.npz"  # one per run: seeds train side by side
         pretrain_stats = pretrain_vectors(data_dir, vectors, threads)
-        extra = ["--paths.pretrained_vectors", str(vectors)]
+        extra += ["--paths.pretrained_vectors", str(vectors)]
     if SYSTEMS[system] is not None:
         config = REPO / "configs" / SYSTEMS[system].format(dataset=name)
     else:
@@ -250,37 +263,98 @@ def evaluate(model_dir: Path, test_path: Path) -> Dict:
     }
 
 
+def run_name(system: str, seed: int) -> str:
+    """A merged ensemble is one run whatever the seeds; other systems get one per seed."""
+    return system if system in MERGED_SEEDS else f"{system}_seed{seed}"
+
+
+def train_once(
+    system: str, name: str, paths: Dict[str, Path], run_dir: Path, seed: int, args: argparse.Namespace
+) -> Path:
+    """Train one run unless a finished one is on disk: a run is finished when
+    its train stats file exists, which is written after its model-best."""
+    run = run_name(system, seed)
+    stats_file = run_dir / f"{run}.train.json"
+    if stats_file.exists() and (run_dir / run / "model-best").is_dir():
+        print(f"[{name}] {run}: trained already, kept", flush=True)
+        return stats_file
+    if args.skip_train:
+        raise FileNotFoundError(stats_file)
+    print(f"[{name}] training {run} ...", flush=True)
+    extra = [] if system in MERGED_SEEDS else ["--system.seed", str(seed)]
+    stats = train(system, name, paths, run_dir / run, args.threads, args.data_dir, extra)
+    stats_file.write_text(json.dumps({**stats, "seed": seed}))
+    return stats_file
+
+
+def score_once(system: str, name: str, paths: Dict[str, Path], run_dir: Path, seed: int) -> Dict:
+    """Score one trained run unless its scores are on disk."""
+    run = run_name(system, seed)
+    scores_file = run_dir / f"{run}.scores.json"
+    if not scores_file.exists():
+        scores = evaluate(run_dir / run / "model-best", paths["test"])
+        scores_file.write_text(json.dumps(scores))
+    train_stats = json.loads((run_dir / f"{run}.train.json").read_text())
+    return {"dataset": name, "system": system, "run": run, **train_stats, **json.loads(scores_file.read_text())}
+
+
 def main() -> None:
     args = parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    results: List[Dict] = []
+    jobs = []
     for name in args.datasets:
         run_dir = args.output / name
+        run_dir.mkdir(parents=True, exist_ok=True)
         paths = convert(args.data_dir, name, run_dir / "corpus")
         for system in args.systems:
-            model_dir = run_dir / system
-            stats_file = run_dir / f"{system}.train.json"
-            if not args.skip_train:
-                print(f"[{name}] training {system} ...", flush=True)
-                stats_file.parent.mkdir(parents=True, exist_ok=True)
-                stats_file.write_text(json.dumps(train(system, name, paths, model_dir, args.threads, args.data_dir)))
-            elif not stats_file.exists():
-                print(f"[{name}] {system} was not trained in {run_dir}: skipped", flush=True)
-                continue
-            train_stats = json.loads(stats_file.read_text())
-            scores = evaluate(model_dir / "model-best", paths["test"])
-            results.append({"dataset": name, "system": system, **train_stats, **scores})
-            print(json.dumps({k: v for k, v in results[-1].items() if k != "per_type"}), flush=True)
+            seeds = [args.seeds[0]] if system in MERGED_SEEDS else args.seeds
+            jobs.extend((system, name, paths, run_dir, seed) for seed in seeds)
+    # Trainings run side by side (each a subprocess with --threads threads);
+    # a failed or missing one is reported and the others still finish.
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        futures = [pool.submit(train_once, *job, args) for job in jobs]
+        trained = []
+        for job, future in zip(jobs, futures):
+            try:
+                future.result()
+                trained.append(job)
+            except (FileNotFoundError, SystemExit) as err:
+                print(f"[{job[1]}] {run_name(job[0], job[4])}: not trained ({err})", flush=True)
+    # Scoring and speed in this one process, one run after the other, so the
+    # speed ratios compare the systems under the same conditions.
+    results = [score_once(*job) for job in trained]
+    for result in results:
+        print(json.dumps({k: v for k, v in result.items() if k != "per_type"}), flush=True)
     (args.output / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results, args.threads)
+    print_seed_summary(results)
+
+
+def seed_summary(results: List[Dict]) -> List[Dict]:
+    """Per dataset and system: the mean, min and max test F1 over its runs."""
+    groups: Dict[tuple, List[float]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["system"]), []).append(r["f"])
+    return [
+        {"dataset": d, "system": s, "n": len(f), "mean": sum(f) / len(f), "min": min(f), "max": max(f)}
+        for (d, s), f in groups.items()
+    ]
+
+
+def print_seed_summary(results: List[Dict]) -> None:
+    print("\n| dataset | system | runs | mean test F1 | min | max |\n|---|---|---|---|---|---|")
+    for row in seed_summary(results):
+        print(
+            f"| {row['dataset']} | {row['system']} | {row['n']} | {row['mean']:.2f} | {row['min']:.2f} | {row['max']:.2f} |"
+        )
 
 
 def print_table(results: List[Dict], threads: int) -> None:
     print(f"\ntorch/BLAS threads: {threads}\n")
     print(
-        "| dataset | system | test P | test R | test F1 | train wall (min) | chars/s (nlp.pipe) | speed ratio vs ner | model size (MB) | train peak RSS (MB) |"
+        "| dataset | run | test P | test R | test F1 | train wall (min) | chars/s (nlp.pipe) | speed ratio vs ner | model size (MB) | train peak RSS (MB) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r["dataset"], r["system"]): r for r in results}
@@ -288,7 +362,7 @@ def print_table(results: List[Dict], threads: int) -> None:
         base = by_key.get((r["dataset"], "spacy_ner"))
         ratio = f"{r['chars_per_s'] / base['chars_per_s']:.2f}x" if base else "n/a"
         print(
-            f"| {r['dataset']} | {r['system']} | {r['p']:.2f} | {r['r']:.2f} | {r['f']:.2f} | "
+            f"| {r['dataset']} | {r.get('run', r['system'])} | {r['p']:.2f} | {r['r']:.2f} | {r['f']:.2f} | "
             f"{r['wall_s'] / 60:.1f} | {r['chars_per_s']:,.0f} | {ratio} | {r['size_mb']:.1f} | {r['peak_rss_mb']:,.0f} |"
         )
 
