@@ -141,12 +141,19 @@ class EnsembleScores(TagScores):
     prediction, by the averaged CRF over the averaged emissions.
     """
 
-    def __init__(self, model: Model, member_emissions: List[Floats3d], lengths: Ints1d, is_train: bool) -> None:
+    def __init__(self, model: Model, member_emissions: List[Floats3d], lengths: Ints1d) -> None:
         self.model, self.member_emissions, self.lengths = model, member_emissions, lengths
         self.n_members = len(member_emissions)
-        self.is_train = is_train
-        first = member_emissions[0]
-        self.emissions = sum(member_emissions[1:], first) / self.n_members
+        self._mean: Optional[Floats3d] = None
+
+    @property
+    def emissions(self) -> Floats3d:  # type: ignore[override]
+        """The members' average, computed when first read (training reads
+        only the members' own emissions)."""
+        if self._mean is None:
+            first = self.member_emissions[0]
+            self._mean = sum(self.member_emissions[1:], first) / self.n_members
+        return self._mean
 
     def loss(self, gold: GoldTags) -> Tuple[float, Floats3d]:
         """The sum of the members' mean losses, so each member gets the
@@ -200,7 +207,7 @@ def _ensemble_forward(model: Model, lattice: Lattice, is_train: bool) -> Tuple[E
             member_backprop(d_member)
         return lattice
 
-    return EnsembleScores(model, scores, lengths, is_train), backprop
+    return EnsembleScores(model, scores, lengths), backprop
 
 
 def _member_outputs(members: List[Model], lattice: Lattice, is_train: bool) -> List[Tuple[Padded, Callable]]:
