@@ -141,3 +141,48 @@ def test_sgd_config_with_sparse_updates_fails_on_first_update():
     nlp.initialize(lambda: examples)
     with pytest.raises(ValueError, match="implement Adam only"):
         nlp.update(examples, sgd=SGD(0.01))
+
+
+@pytest.mark.parametrize("first_step", [0, 89985])
+def test_averages_equal_dense_averaging_of_the_same_weights(first_step):
+    """Dense averaging pulls every row towards its weights at every step; the
+    lazy average of a row untouched for a while must have been pulled as far
+    once flushed, also across thinc's decay cap (step 89,990)."""
+    from spacy_lexner.util.lazy_adam import flush_averages
+
+    table = torch.randn(7, 3)
+    optimizer = Adam(0.05, use_averages=True)
+    optimizer.nr_update[KEY] = first_step
+    param = table.clone()
+    reference = table.numpy().astype("float64")
+    for rows in ([0, 1], [1], [2, 3], [1], [4], [0], [1], [5], [1, 2], [1]):
+        sparse_adam_step(optimizer, KEY, param, _sparse_grad(param, rows))
+        step = optimizer.nr_update[KEY]
+        decay = min((1.0 + step) / (10.0 + step), 0.9999)
+        reference -= (1.0 - decay) * (reference - param.numpy())
+    touched_once = optimizer.averages[KEY][[3, 4]].copy()
+    flush_averages(optimizer.averages, KEY, param)
+    numpy.testing.assert_allclose(optimizer.averages[KEY], reference, rtol=1e-5, atol=1e-6)
+    if first_step == 0:
+        # Before the flush those rows still owed several decays.
+        assert not numpy.allclose(touched_once, reference[[3, 4]], atol=1e-4)
+    flush_averages(optimizer.averages, KEY, param)  # nothing more is owed
+    numpy.testing.assert_allclose(optimizer.averages[KEY], reference, rtol=1e-5, atol=1e-6)
+
+
+def test_use_params_evaluates_with_the_flushed_averages():
+    module = torch.nn.Embedding(6, 2, sparse=True)
+    shim = make_shim(module)
+    optimizer = Adam(0.1, use_averages=True)
+    for rows in ([0, 1], [1], [1], [1]):
+        module(torch.tensor(rows)).sum().backward()
+        shim.finish_update(optimizer)
+    weights = module.weight.detach().clone()
+    key = next(k for k in optimizer.averages if len(k) == 2)
+    unflushed_gap = numpy.abs(optimizer.averages[key][0] - weights[0].numpy()).sum()
+    with shim.use_params(optimizer.averages):
+        averaged = module.weight.detach().clone()
+    assert torch.equal(module.weight.detach(), weights)  # restored afterwards
+    numpy.testing.assert_allclose(averaged.numpy(), optimizer.averages[key], rtol=1e-6)
+    # Row 0, touched at step 1 only, has been pulled towards its weights since.
+    assert float((averaged[0] - weights[0]).abs().sum()) < 0.5 * unflushed_gap

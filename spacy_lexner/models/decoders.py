@@ -171,9 +171,19 @@ def fixed_tag_scores(scheme: TagScheme, fixed: FixedSpans, shape: Tuple[int, int
 def crf_decode(model: Model, emissions: Floats3d, lengths: Ints1d, fixed: FixedSpans = None) -> numpy.ndarray:
     """Best valid tag ids per sequence, batched; returned as a numpy array.
     fixed: per sequence, (start, end, label) spans the path must keep."""
+    return _viterbi_with(model, crf_module(model), emissions, lengths, fixed)
+
+
+def member_decode(
+    model: Model, index: int, emissions: Floats3d, lengths: Ints1d, fixed: FixedSpans = None
+) -> numpy.ndarray:
+    """crf_decode with member `index` of an ensemble's CRF layer alone."""
+    return _viterbi_with(model, crf_module(model).members[index], emissions, lengths, fixed)
+
+
+def _viterbi_with(model: Model, module: Any, emissions: Floats3d, lengths: Ints1d, fixed: FixedSpans) -> numpy.ndarray:
     if emissions.shape[0] == 0:
         return numpy.zeros((0, emissions.shape[1]), dtype="int64")
-    module = crf_module(model)
     with torch.no_grad():
         em = to_torch(model, emissions).float()
         forced = fixed_tag_scores(tag_scheme_of(model), fixed, em.shape[:2])

@@ -32,6 +32,7 @@ from .decoders import (
     check_decoder,
     crf_gold_loss,
     crf_module,
+    member_decode,
     member_log_likelihood,
     scores_for,
 )
@@ -80,6 +81,43 @@ def build_lexicon_tagger_ensemble(
         dims={"nO": None},
         attrs={"decoder": decoder, "scheme": scheme, "n_members": n_members, "bagging": bagging},
     )
+
+
+@registry.architectures("spacy-lexner.LexiconTaggerEnsemble.v2")
+def build_lexicon_tagger_ensemble_v2(
+    embed: Model[Lattice, Embedded],
+    encoder: Model[Embedded, Floats3d],
+    scheme: str = "BIOES",
+    decoder: str = "crf",
+    n_members: int = 2,
+    bagging: bool = True,
+    distill_weight: float = 0.0,
+    predict_with: str = "mean",
+) -> Model[Lattice, TagScores]:
+    """spacy-lexner.LexiconTaggerEnsemble.v1, plus codistillation (Anil et
+    al., 2018): members trained together that also learn from each other.
+
+    distill_weight: in training, each member's loss adds this weight times,
+        at every character, the KL divergence from the other members' mean
+        tag distribution (the softmax of their averaged emissions, held
+        fixed) to its own. 0 trains the members apart, as v1 does.
+    predict_with: "mean" decodes the members' average, as v1 does;
+        "first" decodes with the first member and its own CRF alone, at one
+        model's inference cost (training still costs n_members models).
+    """
+    if predict_with not in PREDICT_WITH:
+        raise ValueError(f"predict_with must be one of {PREDICT_WITH}, got {predict_with!r}.")
+    if distill_weight < 0:
+        raise ValueError(f"distill_weight must be 0 or more, got {distill_weight}.")
+    if distill_weight > 0 and n_members < 2:
+        raise ValueError("distill_weight > 0 needs n_members of 2 or more: a member learns from the others.")
+    model = build_lexicon_tagger_ensemble(embed, encoder, scheme, decoder, n_members, bagging)
+    model.attrs["distill_weight"] = float(distill_weight)
+    model.attrs["predict_with"] = predict_with
+    return model
+
+
+PREDICT_WITH = ("mean", "first")
 
 
 def _build_member(embed: Model, encoder: Model) -> Model[Lattice, Padded]:
@@ -157,7 +195,8 @@ class EnsembleScores(TagScores):
 
     def loss(self, gold: GoldTags) -> Tuple[float, Floats3d]:
         """The sum of the members' mean losses, so each member gets the
-        gradient it would get alone; the gradient is the members' stacked."""
+        gradient it would get alone; the gradient is the members' stacked.
+        With distill_weight, each member's loss adds its distillation term."""
         xp = self.model.ops.xp
         n = self.n_members
         stacked = xp.concatenate(self.member_emissions, axis=0)
@@ -167,7 +206,34 @@ class EnsembleScores(TagScores):
             loss, d_scores = crf_gold_loss(self.model.get_ref("crf"), stacked, lengths, gold)
         else:
             loss, d_scores = scores_for(self.model, stacked, lengths).loss(gold)
+        weight = self.model.attrs.get("distill_weight", 0.0)
+        if weight > 0 and n > 1:
+            distill_loss, d_distill = self._distill_loss(stacked)
+            loss += weight * distill_loss
+            d_scores = d_scores + weight * d_distill
         return loss * n, d_scores * n
+
+    def _distill_loss(self, stacked: Floats3d) -> Tuple[float, Floats3d]:
+        """Mean per sequence over the members of sum_t KL(q_t || p_t), where p
+        is a member's softmax over its emissions and q the softmax of the
+        other members' mean emissions (a fixed target), and its gradient
+        p - q per position. The CRF scores a tag path by emissions plus
+        transitions, so pulling the emissions together is what makes one
+        member decode like the averaged ensemble."""
+        xp = self.model.ops.xp
+        n, n_seqs = self.n_members, len(self.lengths)
+        total = sum(self.member_emissions[1:], self.member_emissions[0])
+        others = xp.concatenate([(total - em) / (n - 1) for em in self.member_emissions], axis=0)
+        log_p = _log_softmax(xp, stacked)
+        log_q = _log_softmax(xp, others)
+        q = xp.exp(log_q)
+        max_len = stacked.shape[1]
+        lengths = xp.concatenate([self.lengths] * n, axis=0)
+        mask = (xp.arange(max_len)[None, :] < lengths[:, None]).astype(stacked.dtype)[:, :, None]
+        kl = float((q * (log_q - log_p) * mask).sum())
+        d_stacked = (xp.exp(log_p) - q) * mask
+        # The same scale as crf_gold_loss: mean per sequence of each member.
+        return kl / max(n_seqs * n, 1), d_stacked / max(n_seqs, 1)
 
     def decode(self, fixed: FixedSpans = None) -> numpy.ndarray:
         return scores_for(self.model, self.emissions, self.lengths).decode(fixed)
@@ -183,7 +249,14 @@ class EnsembleScores(TagScores):
         )
 
 
-def _ensemble_forward(model: Model, lattice: Lattice, is_train: bool) -> Tuple[EnsembleScores, Callable]:
+def _log_softmax(xp: Any, scores: Floats3d) -> Floats3d:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _ensemble_forward(model: Model, lattice: Lattice, is_train: bool) -> Tuple[TagScores, Callable]:
+    if not is_train and model.attrs.get("predict_with", "mean") == "first":
+        return _first_member_forward(model, lattice)
     outputs = _member_outputs(model.layers[:-1], lattice, is_train)
     n_members = len(outputs)
     lengths = outputs[0][0][1]
@@ -208,6 +281,38 @@ def _ensemble_forward(model: Model, lattice: Lattice, is_train: bool) -> Tuple[E
         return lattice
 
     return EnsembleScores(model, scores, lengths), backprop
+
+
+def _first_member_forward(model: Model, lattice: Lattice) -> Tuple[TagScores, Callable]:
+    """Prediction by the first member alone, scored by its own CRF."""
+    (emissions, lengths), _ = model.layers[0](lattice, is_train=False)
+    crf = model.get_ref("crf")
+    module = crf_module(crf)
+    if model.attrs["decoder"] == "crf" and isinstance(module, CRFEnsemble):
+        scores: TagScores = MemberScores(model, emissions, lengths, member=0)
+    else:
+        scores = scores_for(model, emissions, lengths)
+
+    def backprop(d_scores: Floats3d) -> Lattice:
+        raise ValueError("predict_with = 'first' scores are for prediction; training uses all members.")
+
+    return scores, backprop
+
+
+class MemberScores(TagScores):
+    """One member's emissions, decoded and scored with its own CRF."""
+
+    def __init__(self, model: Model, emissions: Floats3d, lengths: Ints1d, member: int) -> None:
+        self.model, self.emissions, self.lengths, self.member = model, emissions, lengths, member
+
+    def loss(self, gold: GoldTags) -> Tuple[float, Floats3d]:
+        raise ValueError("predict_with = 'first' scores are for prediction; training uses all members.")
+
+    def decode(self, fixed: FixedSpans = None) -> numpy.ndarray:
+        return member_decode(self.model.get_ref("crf"), self.member, self.emissions, self.lengths, fixed)
+
+    def log_likelihood(self, tags: GoldTags) -> numpy.ndarray:
+        return member_log_likelihood(self.model.get_ref("crf"), self.member, self.emissions, self.lengths, tags)
 
 
 def _member_outputs(members: List[Model], lattice: Lattice, is_train: bool) -> List[Tuple[Padded, Callable]]:

@@ -24,7 +24,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, get_torch_default_device
 from thinc.layers.pytorchwrapper import forward as pytorch_forward
 from thinc.util import torch2xp, xp2torch
 
-from .lazy_adam import sparse_adam_step
+from .lazy_adam import flush_averages, sparse_adam_step
 
 try:
     import torch
@@ -137,6 +137,8 @@ class InPlacePyTorchShim(PyTorchShim):
         layer. Copying in place also keeps buffers and parameters without an
         average (a strict load_state_dict would fail on them).
         """
+        for name, param in self._model.named_parameters():
+            flush_averages(params, (self.id, name), param.detach())
         averaged = [
             (param, params[(self.id, name)])
             for name, param in self._model.named_parameters()
