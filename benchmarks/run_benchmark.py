@@ -53,12 +53,14 @@ DEFAULT_DATASETS = ["resume", "weibo"]
 # peak RSS include that step. "lexner_ens" trains lexner_w2v with seeds 0,
 # 1 and 2 side by side (one thread each) and merges the three with
 # `spacy-lexner merge-ensemble`; "lexner_ens_joint" trains a two-member
-# spacy-lexner.LexiconTaggerEnsemble.v1 in one process (config overrides).
+# spacy-lexner.LexiconTaggerEnsemble.v1 in one process (config overrides);
+# "lexner_codistill" three codistilled members, the first predicting alone.
 SYSTEMS = {
     "lexner": "{dataset}.cfg",
     "lexner_w2v": "{dataset}.cfg",
     "lexner_ens": "{dataset}.cfg",
     "lexner_ens_joint": "{dataset}.cfg",
+    "lexner_codistill": "{dataset}.cfg",
     "crf_ner": "crf_ner.cfg",
     "spacy_ner": None,
 }
@@ -70,6 +72,18 @@ OVERRIDES = {
         "spacy-lexner.LexiconTaggerEnsemble.v1",
         "--components.lexner_tagger.model.n_members",
         "2",
+    ],
+    # Three members trained together that learn from each other
+    # (spacy-lexner.LexiconTaggerEnsemble.v2); the first predicts alone.
+    "lexner_codistill": [
+        "--components.lexner_tagger.model.@architectures",
+        "spacy-lexner.LexiconTaggerEnsemble.v2",
+        "--components.lexner_tagger.model.n_members",
+        "3",
+        "--components.lexner_tagger.model.distill_weight",
+        "1.0",
+        "--components.lexner_tagger.model.predict_with",
+        "first",
     ],
 }
 DEFAULT_SYSTEMS = ["lexner", "lexner_w2v", "lexner_ens", "spacy_ner"]
@@ -183,7 +197,7 @@ def train(
         *extra,
         *OVERRIDES.get(system, []),
     ]
-    log = out_dir.parent / f"{system}.train.log"
+    log = out_dir.parent / f"{out_dir.name}.train.log"  # one per run: seeds train side by side
     if system in MERGED_SEEDS:
         stats = train_and_merge(cmd, out_dir, MERGED_SEEDS[system], threads, f"Training {system} on {name}")
     else:
