@@ -97,14 +97,16 @@ def test_distillation_loss_and_gradient_match_a_reference(trained):
     lengths = numpy.array([4, 0, 2], dtype="int32")
     member_emissions = [rng.normal(size=(3, 4, 5)).astype("float32") for _ in range(3)]
     scores = EnsembleScores(model, member_emissions, lengths)
-    kl, grad = scores._distill_loss(numpy.concatenate(member_emissions, axis=0))
+    kl, grad = scores._distill_loss(numpy.concatenate(member_emissions, axis=0), numpy.concatenate([lengths] * 3))
     ref_kl, ref_grad = _reference_distill(member_emissions, lengths)
     assert kl > 0
     numpy.testing.assert_allclose(kl, ref_kl, rtol=1e-4)
     numpy.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
     # Members that agree owe nothing.
     same = [member_emissions[0]] * 3
-    kl, grad = EnsembleScores(model, same, lengths)._distill_loss(numpy.concatenate(same, axis=0))
+    kl, grad = EnsembleScores(model, same, lengths)._distill_loss(
+        numpy.concatenate(same, axis=0), numpy.concatenate([lengths] * 3)
+    )
     assert abs(kl) < 1e-6 and numpy.abs(grad).max() < 1e-6
 
 

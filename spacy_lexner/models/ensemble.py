@@ -207,13 +207,13 @@ class EnsembleScores(TagScores):
         else:
             loss, d_scores = scores_for(self.model, stacked, lengths).loss(gold)
         weight = self.model.attrs.get("distill_weight", 0.0)
-        if weight > 0 and n > 1:
-            distill_loss, d_distill = self._distill_loss(stacked)
+        if weight > 0:  # the v2 builder refuses it with fewer than two members
+            distill_loss, d_distill = self._distill_loss(stacked, lengths)
             loss += weight * distill_loss
             d_scores = d_scores + weight * d_distill
         return loss * n, d_scores * n
 
-    def _distill_loss(self, stacked: Floats3d) -> Tuple[float, Floats3d]:
+    def _distill_loss(self, stacked: Floats3d, lengths: Ints1d) -> Tuple[float, Floats3d]:
         """Mean per sequence over the members of sum_t KL(q_t || p_t), where p
         is a member's softmax over its emissions and q the softmax of the
         other members' mean emissions (a fixed target), and its gradient
@@ -228,7 +228,6 @@ class EnsembleScores(TagScores):
         log_q = _log_softmax(xp, others)
         q = xp.exp(log_q)
         max_len = stacked.shape[1]
-        lengths = xp.concatenate([self.lengths] * n, axis=0)
         mask = (xp.arange(max_len)[None, :] < lengths[:, None]).astype(stacked.dtype)[:, :, None]
         kl = float((q * (log_q - log_p) * mask).sum())
         d_stacked = (xp.exp(log_p) - q) * mask
