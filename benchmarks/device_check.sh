@@ -7,6 +7,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 STEPS=${STEPS:-600}; SWEEP_SECONDS=${SWEEP_SECONDS:-330}
 DATASET=${DATASET:-resume}; GPU_CHECK=${GPU_CHECK:-1}; SWEEP_STEPS=${SWEEP_STEPS:-0}
+CONFIG=${CONFIG:-$DATASET}  # e.g. CONFIG=resume_gpu (configs/resume_gpu.cfg)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . || exit 1
 mkdir -p /tmp/site/jieba && : > /tmp/site/jieba/__init__.py && gunzip -c .device/dict.txt.gz > /tmp/site/jieba/dict.txt
@@ -18,7 +19,7 @@ python3 -c "import torch, cupy, spacy, thinc; print('torch', torch.__version__, 
 timed_train() {  # name, threads, time limit (s), extra args...
   local name=$1 threads=$2 limit=$3; shift 3
   local start=$EPOCHREALTIME
-  OMP_NUM_THREADS=$threads timeout "$limit" python3 -m spacy train configs/$DATASET.cfg $TRAIN --output /tmp/runs/$name "$@" > /tmp/runs/$name.log 2>&1
+  OMP_NUM_THREADS=$threads timeout "$limit" python3 -m spacy train configs/$CONFIG.cfg $TRAIN --output /tmp/runs/$name "$@" > /tmp/runs/$name.log 2>&1
   local rc=$?
   echo "$name rc=$rc wall_s=$(awk "BEGIN {print $EPOCHREALTIME - $start}")" >> /tmp/runs/walls.txt
 }

@@ -55,6 +55,7 @@ NUMBER_CHECKS: Dict[str, List[Tuple[str, str, str]]] = {
         (r"\| `batch_chars` \| (\d+) \|", TAGGER_FACTORY, "batch_chars"),
         (r"\| `alignment_mode` \| `([^`]+)` \|", TAGGER_FACTORY, "alignment_mode"),
         (r"\| `overwrite_ents` \| `([^`]+)` \|", TAGGER_FACTORY, "overwrite_ents"),
+        (r"\| `quantize` \| `([^`]+)` \|", TAGGER_FACTORY, "quantize"),
         (r"`batch_by_padded` with (\d+) padded characters", RESUME, "training.batcher.size"),
         (r"\(`warmup_linear\.v1`, (\d+) warm-up steps\)", RESUME, "training.optimizer.learn_rate.warmup_steps"),
         (r"Weibo dev set \(width (\d+),", WEIBO, TAGGER + "model.encoder.hidden_width"),

@@ -71,3 +71,13 @@ def build_crf_weights(model: Model) -> None:
     loading them."""
     for crf in _crf_layers(model):
         crf.initialize()
+
+
+def set_quantized(model: Model, enabled: bool) -> None:
+    """Predict with int8 dynamically quantized LSTM and Linear layers (CPU
+    only), or with the float weights again. Training and saving always use
+    the float weights, so this is a setting of the loaded pipeline."""
+    for node in model.walk():
+        for shim in node.shims:
+            if hasattr(shim, "set_quantized"):
+                shim.set_quantized(enabled)

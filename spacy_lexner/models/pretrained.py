@@ -16,17 +16,31 @@ most frequent key first) for tables ``chars``, ``bigrams`` and ``words``.
 A bigram key is two chars, or one char for "that char at the end of the
 text". ``spacy-lexner pretrain-vectors`` (``spacy_lexner.corpora.word2vec``) writes
 such a file.
+
+Word2vec files (text or binary, maybe gzipped: the papers' gigaword/ctb
+files, Chinese-Word-Vectors, Tencent AI Lab) are read by key length
+instead: 1-char keys go to `chars`, 2-char keys to `bigrams`, and keys the
+pipe's lexicon holds to `words` (other words are never looked up, so they
+take no rows). `pretrained_vectors` may be such a path (one file for all
+three tables), or a loader from the misc registry:
+`spacy-lexner.word2vec_vectors.v1` (a file per table) or
+`spacy-lexner.vocab_vectors.v1` (the vectors spaCy loaded into
+`nlp.vocab.vectors` from `[initialize] vectors`).
 """
 
 import warnings
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy
-from spacy.util import logger
-from thinc.api import Model
+from spacy.util import logger, registry
+from spacy.vocab import Vocab
+from thinc.api import Model, to_numpy
 
+from ..lexicon.embedding_files import read_embeddings
 from ..lexicon.lattice import Lattice
+from ..lexicon.lexicon import Lexicon
+from ..util.excerpt import excerpt
 from .features import Featurizer
 
 try:
@@ -36,7 +50,25 @@ except ImportError:  # pragma: no cover - torch is a hard requirement
 
 # vectors-file table name -> attribute of SoftLexiconEmbedding
 TABLES: Dict[str, str] = {"chars": "char", "bigrams": "bigram", "words": "word"}
+# table -> (keys, float32 vectors [len(keys), width]), most frequent key first.
 Vectors = Dict[str, Tuple[List[str], numpy.ndarray]]
+# A loader of pretrained vectors (what `pretrained_vectors` in
+# [initialize.components.lexner_tagger] resolves to when it is a @misc
+# block). lexner_tagger.initialize calls it once, after the model is
+# initialised, with the pipeline's Vocab (holding any vectors spaCy loaded
+# from [initialize] vectors) and the pipe's Lexicon. Either is None when
+# load_pretrained_vectors is called without it; a loader that needs it
+# raises (or, for the lexicon, may leave `words` out). It returns the
+# tables to write; a table the model lacks is ignored. A Callable rather
+# than a Protocol: spaCy validates initialize settings with pydantic from
+# the signature, and pydantic cannot build a validator for a Protocol.
+VectorsLoader = Callable[[Optional[Vocab], Optional[Lexicon]], Vectors]
+# Which keys of a word2vec file each table can use.
+_TABLE_KEYS: Dict[str, Callable[[Optional[Lexicon]], Callable[[str], bool]]] = {
+    "chars": lambda lexicon: lambda key: len(key) == 1,
+    "bigrams": lambda lexicon: lambda key: len(key) == 2,
+    "words": lambda lexicon: (lambda key: False) if lexicon is None else lexicon.__contains__,
+}
 
 
 def read_vectors(path: Union[str, Path]) -> Vectors:
@@ -102,17 +134,28 @@ def assign_rows(weights: numpy.ndarray, rows: numpy.ndarray, vectors: numpy.ndar
 
 
 def load_pretrained_vectors(
-    model: Model, path: Union[str, Path], *, rescale: bool = False
+    model: Model,
+    source: Union[str, Path, VectorsLoader],
+    *,
+    vocab: Optional[Vocab] = None,
+    lexicon: Optional[Lexicon] = None,
+    rescale: bool = False,
 ) -> Dict[str, Dict[str, int]]:
     """Copy pretrained vectors into every SoftLexicon layer of an initialized model.
 
+    source: an .npz vectors file, a word2vec file (any other path: its keys
+        are split between the tables by length and by the lexicon), or a
+        VectorsLoader (e.g. from spacy-lexner.word2vec_vectors.v1).
+    vocab: passed to a loader (spacy-lexner.vocab_vectors.v1 reads its vectors).
+    lexicon: the pipe's lexicon: only its words are kept for the word table
+        of a word2vec file. None: such a file fills no word table.
     rescale: scale each table's vectors to the spread the sum of its randomly
         initialised rows has, so pretrained and unmatched keys stay on one
         scale. Off by default: word2vec vectors are ~3x larger than that
         init, and unscaled they did better on Resume dev (94.68 vs 94.29
         best F1, one run each); Adam's steps move larger vectors relatively
         less, so more of the pretraining survives training.
-    RETURNS: per table, how many keys were written exactly and how many
+    RETURNS: per table, how many keys were given, written exactly and
         collided with more frequent keys.
     """
     if rescale:
@@ -122,7 +165,7 @@ def load_pretrained_vectors(
             DeprecationWarning,
             stacklevel=2,
         )
-    vectors = read_vectors(path)
+    vectors = _read_source(source, vocab, lexicon)
     stats: Dict[str, Dict[str, int]] = {}
     for node in model.walk():
         if node.name != "soft_lexicon_embed":
@@ -139,8 +182,175 @@ def load_pretrained_vectors(
             stats[table] = _load_table(embedding.weight, featurizer, table, keys, table_vectors, rescale)
     if not stats:
         raise ValueError("The model has no SoftLexicon embedding tables to load pretrained vectors into.")
-    logger.info("Loaded pretrained vectors from %s: %s", path, stats)
+    summary = "; ".join(
+        f"{table}: {n['keys']:,} keys, {n['exact']:,} exact, {n['collided']:,} collided" for table, n in stats.items()
+    )
+    logger.info("Loaded pretrained vectors from %s: %s", source, summary)
     return stats
+
+
+def _read_source(
+    source: Union[str, Path, VectorsLoader], vocab: Optional[Vocab], lexicon: Optional[Lexicon]
+) -> Vectors:
+    if callable(source):
+        return source(vocab, lexicon)
+    if Path(source).suffix == ".npz":
+        return read_vectors(source)
+    if lexicon is None:
+        logger.info("No lexicon given: the words of %s fill no word table.", source)
+    path = str(source)
+    loader = Word2VecVectors(chars=path, bigrams=path, words=path if lexicon is not None else None)
+    return loader(vocab, lexicon)
+
+
+class Word2VecVectors:
+    """A VectorsLoader reading each table from a word2vec file (see
+    spacy-lexner.word2vec_vectors.v1). A file named for several tables is
+    read once; each table takes the keys it can use."""
+
+    def __init__(
+        self,
+        chars: Optional[str] = None,
+        bigrams: Optional[str] = None,
+        words: Optional[str] = None,
+        *,
+        binary: Optional[bool] = None,
+        limit: Optional[int] = None,
+    ) -> None:
+        self.paths = {table: path for table, path in (("chars", chars), ("bigrams", bigrams), ("words", words)) if path}
+        self.binary = binary
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        return f"word2vec files {self.paths}"
+
+    def __call__(self, vocab: Optional[Vocab], lexicon: Optional[Lexicon]) -> Vectors:
+        if "words" in self.paths and lexicon is None:
+            raise ValueError(
+                "spacy-lexner.word2vec_vectors.v1 needs the pipe's lexicon for `words` (only lexicon words are "
+                "looked up): load the vectors through lexner_tagger.initialize, or pass lexicon=."
+            )
+        tables_of: Dict[str, List[str]] = {}
+        for table, path in self.paths.items():
+            tables_of.setdefault(path, []).append(table)
+        vectors: Vectors = {}
+        for path, tables in tables_of.items():
+            wanted = {table: _TABLE_KEYS[table](lexicon) for table in tables}
+            read = read_embeddings(path, keep=_any_of(list(wanted.values())), limit=self.limit, binary=self.binary)
+            for table, keep in wanted.items():
+                rows = [i for i, key in enumerate(read.keys) if keep(key)]
+                vectors[table] = ([read.keys[i] for i in rows], read.vectors[rows])
+                logger.info(
+                    "%s: %s read %d entries, kept %d, skipped %d (%d duplicates, %d whitespace keys, the rest %s)",
+                    path,
+                    table,
+                    read.n_read,
+                    len(rows),
+                    read.n_read - len(rows),
+                    read.n_duplicates,
+                    read.n_whitespace,
+                    _SKIPPED[table],
+                )
+        return vectors
+
+
+_SKIPPED = {"chars": "not 1 char", "bigrams": "not 2 chars", "words": "not in the lexicon"}
+
+
+def _any_of(keeps: List[Callable[[str], bool]]) -> Callable[[str], bool]:
+    if len(keeps) == 1:
+        return keeps[0]
+    return lambda key: any(keep(key) for keep in keeps)
+
+
+class VocabVectors:
+    """A VectorsLoader reading the vectors spaCy loaded into nlp.vocab.vectors
+    (see spacy-lexner.vocab_vectors.v1)."""
+
+    def __repr__(self) -> str:
+        return "nlp.vocab.vectors"
+
+    def __call__(self, vocab: Optional[Vocab], lexicon: Optional[Lexicon]) -> Vectors:
+        table = vocab.vectors if vocab is not None else None
+        if table is not None and table.mode != "default":
+            raise ValueError(
+                f"spacy-lexner.vocab_vectors.v1 needs vectors with one row per key; these are {excerpt(table.mode)} "
+                "vectors (hashed subwords). Run `spacy init vectors` again without --mode floret."
+            )
+        if table is None or table.shape[0] == 0 or not len(table.key2row):
+            raise ValueError(
+                "spacy-lexner.vocab_vectors.v1: nlp.vocab has no vectors. Make a vectors directory with "
+                '`python -m spacy init vectors zh vectors.txt DIR` and set [initialize] vectors = "DIR".'
+            )
+        # to_numpy: the rows are a cupy array when spaCy put the vocab on a GPU.
+        data = to_numpy(table.data)
+        keys: List[str] = []
+        rows: List[int] = []
+        missing = 0
+        # Row order is the file's order, most frequent first: earlier keys win shared hashed rows.
+        for key, row in sorted(table.key2row.items(), key=lambda item: item[1]):
+            try:
+                keys.append(vocab.strings[key])
+            except KeyError:
+                missing += 1
+                continue
+            rows.append(row)
+        vectors: Vectors = {}
+        for name, make_keep in _TABLE_KEYS.items():
+            if name == "words" and lexicon is None:
+                continue
+            keep = make_keep(lexicon)
+            kept = [i for i, key in enumerate(keys) if keep(key)]
+            vectors[name] = ([keys[i] for i in kept], numpy.asarray(data[[rows[i] for i in kept]], dtype="float32"))
+            logger.info(
+                "nlp.vocab.vectors: %s kept %d of %d keys (the rest %s; %d keys without a string)",
+                name,
+                len(kept),
+                len(keys),
+                _SKIPPED[name],
+                missing,
+            )
+        return vectors
+
+
+@registry.misc("spacy-lexner.word2vec_vectors.v1")
+def create_word2vec_vectors(
+    chars: Optional[str] = None,
+    bigrams: Optional[str] = None,
+    words: Optional[str] = None,
+    binary: Optional[bool] = None,
+    limit: Optional[int] = None,
+) -> VectorsLoader:
+    """Pretrained vectors from word2vec files, one per table (the same file
+    may be named for several tables; it is read once).
+
+    chars (Optional[str]): File whose 1-char keys fill the char table
+        (e.g. gigaword_chn.all.a2b.uni.ite50.vec).
+    bigrams (Optional[str]): File whose 2-char keys fill the bigram table
+        (e.g. gigaword_chn.all.a2b.bi.ite50.vec).
+    words (Optional[str]): File whose keys in the pipe's lexicon fill the
+        word table (e.g. ctb.50d.vec).
+    binary (Optional[bool]): The files' format; None detects it per file.
+    limit (Optional[int]): Read only the first `limit` entries of each file.
+    RETURNS (VectorsLoader): Reads the files when lexner_tagger initializes.
+    """
+    if not (chars or bigrams or words):
+        raise ValueError("spacy-lexner.word2vec_vectors.v1 needs at least one of chars, bigrams or words.")
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"spacy-lexner.word2vec_vectors.v1: limit must be a positive integer or null, got {limit}.")
+    return Word2VecVectors(chars, bigrams, words, binary=binary, limit=limit)
+
+
+@registry.misc("spacy-lexner.vocab_vectors.v1")
+def create_vocab_vectors() -> VectorsLoader:
+    """Pretrained vectors from nlp.vocab.vectors, which spaCy fills from
+    [initialize] vectors (a directory made by `spacy init vectors`) before
+    the components initialize. Keys are split between the tables as for a
+    word2vec file.
+
+    RETURNS (VectorsLoader): Reads nlp.vocab.vectors when lexner_tagger initializes.
+    """
+    return VocabVectors()
 
 
 def _load_table(
@@ -149,8 +359,11 @@ def _load_table(
     if vectors.shape[1] != weight.shape[1]:
         raise ValueError(
             f"Pretrained '{table}' vectors have width {vectors.shape[1]} but the model's "
-            f"table has width {weight.shape[1]}: set the matching *_width in the config."
+            f"table has width {weight.shape[1]}: set the matching *_width in the config "
+            f"({TABLES[table]}_width = {vectors.shape[1]} in the embed block)."
         )
+    if not keys:
+        return {"keys": 0, "exact": 0, "collided": 0}
     rows = key_rows(featurizer, table, keys)
     values = weight.detach().cpu().numpy().copy()
     if rescale and len(vectors):

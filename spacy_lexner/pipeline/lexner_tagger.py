@@ -15,7 +15,8 @@ from thinc.api import Config, Model
 
 from ..lexicon import Lattice, Lexicon
 from ..lexicon.windows import Window, clip_spans, split_windows
-from ..models.pretrained import load_pretrained_vectors
+from ..models.contract import set_quantized
+from ..models.pretrained import VectorsLoader, load_pretrained_vectors
 from ..models.types import FixedSpans
 from ..util.tags import spans_outside
 from .crf_base import PROBE_TEXT, CRFPipe, SavedPart
@@ -64,6 +65,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "alignment_mode": "expand",
         "overwrite_ents": False,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+        "quantize": False,
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
@@ -78,6 +80,7 @@ def make_lexner_tagger(
     alignment_mode: str,
     overwrite_ents: bool,
     scorer: Optional[Callable],
+    quantize: bool = False,
 ) -> "LexiconTagger":
     """Create a lexner_tagger.
 
@@ -93,6 +96,10 @@ def make_lexner_tagger(
     overwrite_ents (bool): false (the default, as spaCy's ner does) keeps
         the entities an earlier component set (e.g. an entity_ruler) and
         predicts the rest around them; true replaces them with the tagger's.
+    quantize (bool): predict with int8 dynamically quantized LSTM and Linear
+        layers (CPU only). Training and saving keep the float weights, so it
+        can be switched on when loading: spacy.load(path, config={"components":
+        {"lexner_tagger": {"quantize": True}}}). Speed and F1: docs/lexner_tagger.md.
     """
     return LexiconTagger(
         nlp.vocab,
@@ -105,6 +112,7 @@ def make_lexner_tagger(
         alignment_mode=alignment_mode,
         overwrite_ents=overwrite_ents,
         scorer=scorer,
+        quantize=quantize,
     )
 
 
@@ -128,6 +136,7 @@ class LexiconTagger(CRFPipe):
         alignment_mode: str = "expand",
         overwrite_ents: bool = False,
         scorer: Optional[Callable] = None,
+        quantize: bool = False,
     ) -> None:
         if alignment_mode not in ALIGNMENT_MODES:
             raise ValueError(f"alignment_mode must be one of {ALIGNMENT_MODES}, got '{alignment_mode}'.")
@@ -142,6 +151,7 @@ class LexiconTagger(CRFPipe):
         self.batch_chars = batch_chars
         self.alignment_mode = alignment_mode
         self.overwrite_ents = overwrite_ents
+        self.quantize = quantize
         self.cfg: Dict = {"labels": []}
         self.lexicon: Optional[Lexicon] = None
         self.alignment_stats = {"whitespace": 0, "unaligned": 0, "overlapping": 0}
@@ -176,7 +186,7 @@ class LexiconTagger(CRFPipe):
         nlp: Optional[Language] = None,
         labels: Optional[List[str]] = None,
         lexicon: Optional[Callable[[], Lexicon]] = None,
-        pretrained_vectors: Optional[Union[str, Path]] = None,
+        pretrained_vectors: Optional[Union[str, Path, VectorsLoader]] = None,
         pretrained_rescale: bool = False,
     ) -> None:
         """Set labels from the data (or `labels`), load the lexicon and
@@ -186,9 +196,12 @@ class LexiconTagger(CRFPipe):
             [initialize.components.lexner_tagger.lexicon]
             @lexicons = "spacy-lexner.jieba_lexicon.v1"
             The default is jieba's bundled dictionary.
-        pretrained_vectors: an .npz of char/bigram/word vectors (see
-            spacy_lexner.models.pretrained) that initialises the embedding
-            tables; null keeps the random initialisation.
+        pretrained_vectors: an .npz of char/bigram/word vectors, a word2vec
+            file, or a loader such as
+            [initialize.components.lexner_tagger.pretrained_vectors]
+            @misc = "spacy-lexner.word2vec_vectors.v1"
+            (see spacy_lexner.models.pretrained); it initialises the embedding
+            tables, null keeps the random initialisation.
         pretrained_rescale: deprecated (it did worse on Resume dev: 94.29 vs
             94.68 unscaled); it still works, with a warning, until 0.3.
         """
@@ -210,7 +223,13 @@ class LexiconTagger(CRFPipe):
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=self._lattice([doc.text for doc in sample], docs=sample))
         if pretrained_vectors is not None:
-            load_pretrained_vectors(self.model, pretrained_vectors, rescale=pretrained_rescale)
+            load_pretrained_vectors(
+                self.model,
+                pretrained_vectors,
+                vocab=nlp.vocab if nlp is not None else self.vocab,
+                lexicon=self.lexicon,
+                rescale=pretrained_rescale,
+            )
 
     def _lattice(
         self,
@@ -288,6 +307,8 @@ class LexiconTagger(CRFPipe):
     def _decode(self, lattice: Lattice, fixed: FixedSpans = None) -> numpy.ndarray:
         """Tag ids of each text of the lattice, keeping the fixed
         (start, end, label) spans of each."""
+        # Set on every call: loading a pipeline builds the torch layers anew.
+        set_quantized(self.model, self.quantize)
         return self.model.predict(lattice).decode(fixed)
 
     def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[CharSpan]]) -> None:

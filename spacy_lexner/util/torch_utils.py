@@ -15,7 +15,9 @@ and ``lazy_adam``).
 """
 
 import contextlib
+import copy
 import threading
+import warnings
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy
@@ -74,6 +76,31 @@ class InPlacePyTorchShim(PyTorchShim):
         super().__init__(*args, **kwargs)
         self._mode_lock = threading.Lock()
         self._in_eval_mode = False
+        self.quantize = False
+        self._quantized: Optional["torch.nn.Module"] = None
+
+    def set_quantized(self, enabled: bool) -> None:
+        """Predict with an int8 dynamically quantized copy of the module (CPU
+        only; training keeps the float weights, which are what is saved)."""
+        if enabled and self.device.type != "cpu":
+            raise ValueError(
+                "int8 quantization (quantize = true) runs on CPU only; this pipeline is on "
+                f"{self.device}. Load it without --gpu-id / require_gpu, or set quantize = false."
+            )
+        if enabled != self.quantize:
+            self.quantize = enabled
+            self._quantized = None
+
+    def _inference_module(self) -> "torch.nn.Module":
+        if not self.quantize:
+            return self._model
+        quantized = self._quantized
+        if quantized is None:
+            with self._mode_lock:
+                if self._quantized is None:
+                    self._quantized = quantize_module(self._model)
+                quantized = self._quantized
+        return quantized
 
     def predict(self, inputs: ArgsKwargs) -> Any:
         """The module's output in eval mode (no dropout), without gradients.
@@ -91,17 +118,23 @@ class InPlacePyTorchShim(PyTorchShim):
                     self._in_eval_mode = True
         with torch.no_grad():
             with torch.autocast(device_type="cuda", enabled=self._mixed_precision):
-                return self._model(*inputs.args, **inputs.kwargs)
+                return self._inference_module()(*inputs.args, **inputs.kwargs)
 
     def begin_update(self, inputs: ArgsKwargs) -> Any:
         # Training is not run concurrently with prediction (spaCy's training
-        # loop calls them in turn), so the flag needs no lock here.
+        # loop calls them in turn), so the flags need no lock here.
         self._in_eval_mode = False
+        self._quantized = None  # the weights are about to change
         return super().begin_update(inputs)
+
+    def from_bytes(self, bytes_data: bytes) -> "InPlacePyTorchShim":
+        self._quantized = None
+        return super().from_bytes(bytes_data)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         del state["_mode_lock"]
+        state["_quantized"] = None  # rebuilt from the float weights on first use
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -154,6 +187,39 @@ class InPlacePyTorchShim(PyTorchShim):
             with torch.no_grad():
                 for (param, _), saved in zip(averaged, backup):
                     param.copy_(saved)
+
+
+def quantize_module(module: "torch.nn.Module") -> "torch.nn.Module":
+    """An eval-mode copy of module for int8 prediction, or the module itself
+    if it has nothing to quantize.
+
+    Linear layers, and LSTMs, are int8 dynamically quantized
+    (torch.ao.quantization.quantize_dynamic). A submodule with a
+    `quantize_int8_()` method (the BiLSTM encoder) quantizes its own layers
+    instead, and its LSTM is left to it.
+    """
+    layers = (torch.nn.LSTM, torch.nn.Linear)
+    if not any(isinstance(layer, layers) for layer in module.modules()):
+        return module
+    quantized = copy.deepcopy(module).eval()
+    owned = set()
+    for layer in quantized.modules():
+        if hasattr(layer, "quantize_int8_"):
+            layer.quantize_int8_()
+            owned.update(id(sub) for sub in layer.modules() if sub is not layer)
+    qconfig = torch.ao.quantization.default_dynamic_qconfig
+    spec = {
+        name: qconfig
+        for name, layer in quantized.named_modules()
+        if isinstance(layer, layers) and id(layer) not in owned
+    }
+    if spec:
+        with warnings.catch_warnings():
+            # torch 2.10+ points eager-mode quantization users to torchao, which
+            # is not a dependency; the eager API still works and is what we test.
+            warnings.simplefilter("ignore")
+            torch.ao.quantization.quantize_dynamic(quantized, spec, dtype=torch.qint8, inplace=True)
+    return quantized
 
 
 def make_shim(module: "torch.nn.Module") -> PyTorchShim:
