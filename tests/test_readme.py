@@ -20,7 +20,7 @@ README = REPO_ROOT / "README.md"
 MAX_LINES = 220
 COMMANDS = (
     'pip install torch==2.13.0 -e ".[project]" && python -m spacy project run all',
-    'pip install torch==2.13.0 -e ".[test]" && python -m pytest tests -q',
+    'pip install torch==2.13.0 -e ".[test]" && python -m pytest tests -q -n 2 --dist loadfile',
 )
 # Where `spacy project run all` writes the trained pipeline.
 PIPELINE_PATH = "training/default/model-best"
@@ -44,7 +44,7 @@ def test_readme_has_the_two_commands() -> None:
     for command in COMMANDS:
         assert command in text
     # .ci/run runs the tests the way command 2 does.
-    assert "python -m pytest tests -q" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python -m pytest tests -q -n 2 --dist loadfile" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
 def test_pipeline_path_is_where_the_workflow_writes() -> None:
