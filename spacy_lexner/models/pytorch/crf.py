@@ -90,6 +90,7 @@ class ConstrainedCRF(CRF):
         return viterbi_decode(emissions, mask, self.start_transitions, self.transitions, self.end_transitions)
 
 
+@torch.no_grad()  # a decode: nothing to differentiate, and out= refuses autograd
 def viterbi_decode(
     emissions: torch.Tensor,
     mask: torch.Tensor,
@@ -107,17 +108,6 @@ def viterbi_decode(
     (benchmarks/decode_share.py). The backtrace is a numpy loop over one
     host copy of the backpointers.
     """
-    with torch.no_grad():  # a decode: nothing to differentiate, and out= refuses autograd
-        return _viterbi_decode(emissions, mask, start, transitions, end)
-
-
-def _viterbi_decode(
-    emissions: torch.Tensor,
-    mask: torch.Tensor,
-    start: torch.Tensor,
-    transitions: torch.Tensor,
-    end: torch.Tensor,
-) -> torch.Tensor:
     batch, length, n_tags = emissions.shape
     if length == 0 or batch == 0:
         return emissions.new_zeros((batch, length), dtype=torch.long)
