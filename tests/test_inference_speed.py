@@ -3,6 +3,7 @@ BiLSTM, the emission scorer on real positions only, and int8 quantization."""
 
 import pickle
 
+import numpy
 import pytest
 import spacy
 import torch
@@ -39,10 +40,14 @@ def test_fused_bilstm_follows_weight_updates_and_training_uses_torch():
     X, lengths = torch.randn(3, 4, 6), torch.tensor([4, 2, 3])
     with torch.no_grad():
         before = module(X, lengths)
-        module.lstm.weight_hh_l0.add_(0.5)  # an in-place step, as the optimizer's
+        module.lstm.weight_hh_l0.add_(0.5)  # an in-place step
         after = module(X, lengths)
+        # thinc's optimizer writes through a numpy view: no torch version bump
+        module.lstm.weight_ih_l0.data.numpy()[:] += 0.5
+        after_numpy_step = module(X, lengths)
     assert not torch.allclose(before, after)
-    assert torch.allclose(after, packed_reference(module, X, lengths).detach(), atol=1e-5)
+    assert not torch.allclose(after, after_numpy_step)
+    assert torch.allclose(after_numpy_step, packed_reference(module, X, lengths).detach(), atol=1e-5)
     module.train()
     Y = module(X, lengths)  # with gradients: torch's LSTM, which can backprop
     Y.sum().backward()
@@ -110,3 +115,27 @@ def test_int8_input_projection_is_close_to_float():
     assert layer.int8 is not None and "quantized" in type(layer.int8[0]).__module__
     assert not torch.equal(got, expected)  # it really ran in int8
     assert torch.allclose(got, expected, atol=0.05)
+
+
+def test_predictions_between_updates_follow_the_training():
+    """As spaCy's training loop evaluates (no averages): predict, update,
+    predict. Each prediction is that of the weights of the moment, as a
+    freshly loaded copy gives."""
+    nlp = blank_with_tagger()
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.02
+    texts = [text for text, _ in TRAIN_DATA]
+    for _ in range(3):
+        for _ in range(3):
+            nlp.update(examples, sgd=optimizer)
+        fresh = spacy.util.load_model_from_config(nlp.config, auto_fill=False).from_bytes(nlp.to_bytes())
+        assert [ents_of(doc) for doc in nlp.pipe(texts)] == [ents_of(doc) for doc in fresh.pipe(texts)]
+        tagger, fresh_tagger = nlp.get_pipe("lexner_tagger"), fresh.get_pipe("lexner_tagger")
+        lattice = tagger._lattice(texts)
+        ours = tagger.model.predict(lattice)
+        theirs = fresh_tagger.model.predict(fresh_tagger._lattice(texts))
+        tags = ours.decode(None)
+        assert numpy.array_equal(tags, theirs.decode(None))
+        # scores, not only the best paths: stale weights would change them
+        assert numpy.allclose(ours.log_likelihood(tags), theirs.log_likelihood(tags), atol=1e-4)

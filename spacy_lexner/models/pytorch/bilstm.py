@@ -1,7 +1,7 @@
 """The torch module of spacy-lexner.BiLSTMEncoder.v1 (see models/encoders/bilstm.py)."""
 
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy
 import torch
@@ -21,7 +21,7 @@ class BiLSTM(nn.Module):
             dropout=dropout if depth > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)
-        self._fused_weights: Optional[Tuple[Tuple[int, ...], List[FusedLayer]]] = None
+        self._fused_weights: Optional[List[FusedLayer]] = None
         self.int8_input_projection = False
 
     def quantize_int8_(self) -> None:
@@ -48,16 +48,17 @@ class BiLSTM(nn.Module):
         return self.dropout(Y)
 
     def _fused_layers(self) -> List["FusedLayer"]:
-        # Rebuilt when a parameter changes (training steps write in place,
-        # which bumps the tensor's version) or is replaced (loading).
-        params = list(self.lstm.parameters())
-        key = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
-        cached = self._fused_weights
-        if cached is None or cached[0] != key:
-            int8 = self.int8_input_projection
-            cached = (key, [FusedLayer.from_lstm(self.lstm, n, int8=int8) for n in range(self.lstm.num_layers)])
-            self._fused_weights = cached  # one assignment: safe for concurrent readers
-        return cached[1]
+        # Rebuilt on every call from the live weights (about 1 MB of copies,
+        # well under 1% of a batch's time): the optimizer writes the weights
+        # in place through numpy views, which no torch version counter sees,
+        # so a cache keyed on versions served stale weights during training
+        # evaluation. Only the int8 copy, which is never trained (the shim
+        # drops it before an update), keeps its layers.
+        if not self.int8_input_projection:
+            return [FusedLayer.from_lstm(self.lstm, n) for n in range(self.lstm.num_layers)]
+        if self._fused_weights is None:
+            self._fused_weights = [FusedLayer.from_lstm(self.lstm, n, int8=True) for n in range(self.lstm.num_layers)]
+        return self._fused_weights
 
 
 class FusedLayer:
