@@ -247,3 +247,16 @@ def test_parameter_averages_reach_torch_layers(factory):
     assert any(not numpy.allclose(optimizer.averages[(i, n)], t.numpy()) for (i, n, _), t in zip(params, trained))
     for (_, _, param), saved in zip(params, trained):
         assert torch.equal(param.detach(), saved)
+
+
+def test_entity_edges_are_stripped_of_whitespace():
+    """Whitespace at an entity's edges is dropped (the documented repair),
+    read from the tokens the entity touches, in char and word tokens."""
+    vocab = spacy.blank("zh").vocab
+    tagger = blank_with_tagger().get_pipe("lexner_tagger")
+    words = Doc(vocab, words=["在", "北京", "工作"], spaces=[True, True, False])  # "在 北京 工作"
+    chars = spacy.blank("zh")("在  北京 工作 ")
+    with pytest.warns(UserWarning, match="1 covered only whitespace"):
+        tagger.set_annotations([words, chars], [[(1, 5, "LOC")], [(2, 6, "LOC"), (8, 9, "ORG")]])
+    assert [(e.text, e.start_char, e.end_char) for e in words.ents] == [("北京", 2, 4)]
+    assert [(e.text, e.start_char, e.end_char) for e in chars.ents] == [("北京", 3, 5)]

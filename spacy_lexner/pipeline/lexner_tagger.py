@@ -316,9 +316,8 @@ class LexiconTagger(CRFPipe):
         for doc, char_spans in zip(docs, spans_per_doc):
             presets = [] if self.overwrite_ents else list(doc.ents)
             ents = []
-            text = doc.text
             for start, end, label in char_spans:
-                start, end = _strip_whitespace(text, start, end)
+                start, end = _strip_whitespace(doc, start, end)
                 if start == end:
                     # A whitespace-only entity is never useful; it is counted
                     # and reported, not silently dropped.
@@ -408,10 +407,18 @@ class LexiconTagger(CRFPipe):
         return self._lattice([PROBE_TEXT])
 
 
-def _strip_whitespace(text: str, start: int, end: int) -> Tuple[int, int]:
+def _strip_whitespace(doc: Doc, start: int, end: int) -> Tuple[int, int]:
     """Entity offsets without leading/trailing whitespace (documented repair)."""
-    while start < end and text[start].isspace():
+    # Doc.text joins every token's text on each access: a quarter of the
+    # profiled nlp.pipe time on Resume test. The tokens the span touches hold
+    # all the characters it needs.
+    tokens = doc.char_span(start, end, alignment_mode="expand") if end > start else None
+    if tokens is not None and tokens.start_char <= start and end <= tokens.end_char + len(tokens[-1].whitespace_):
+        text, offset = tokens.text_with_ws, tokens.start_char
+    else:
+        text, offset = doc.text, 0
+    while start < end and text[start - offset].isspace():
         start += 1
-    while end > start and text[end - 1].isspace():
+    while end > start and text[end - 1 - offset].isspace():
         end -= 1
     return start, end
