@@ -91,7 +91,7 @@ class SoftLexiconEmbedding(nn.Module):
             vectors = torch.cat([vectors, self.word_type(lex_type_rows)], dim=1)
         cells = vectors.new_zeros((n_chars * N_SETS, vectors.shape[1]))
         cells.index_add_(0, lex_index, vectors * lex_weights.unsqueeze(1))
-        return cells.view(n_chars, -1)
+        return cells.view(n_chars, N_SETS * vectors.shape[1])
 
 
 def _pad(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
