@@ -1,4 +1,5 @@
-"""Open a page in headless Chromium and collect its console errors.
+"""Drive a page in headless Chromium: collect its console errors, type,
+click, wait for the DOM, take screenshots.
 
 Talks the DevTools protocol over ``--remote-debugging-pipe`` (fds 3 and 4,
 NUL-separated JSON), so it needs no websocket client and no extra package.
@@ -7,6 +8,7 @@ entries of level error (e.g. "Failed to load resource" for a missing image),
 and images that did not decode (naturalWidth == 0).
 """
 
+import base64
 import json
 import os
 import shutil
@@ -14,7 +16,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
+
+import pytest
 
 
 def find_chromium() -> Optional[str]:
@@ -61,74 +65,191 @@ class _Pipe:
             self.events.append(message)
 
 
+def require_chromium() -> str:
+    """The browser's path; without one, a skip, or a failure under CI=true
+    (CI installs chromium in .ci/run, so a missing one there is a broken setup)."""
+    path = find_chromium()
+    if path is None:
+        reason = "no chromium on PATH (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true, where .ci/run installs it, so this is a failure, not a skip")
+        pytest.skip(reason)
+    return path
+
+
+class Browser:
+    """One headless Chromium page driven over the DevTools pipe.
+
+    with Browser(chromium) as page:
+        page.navigate(url); page.type_into("#text", "..."); page.click("#run")
+        page.wait_for("document.querySelector('mark') !== null")
+        page.screenshot(path)
+    page.errors() lists the console errors seen so far.
+    """
+
+    def __init__(self, chromium: str, width: int = 1000, height: int = 700) -> None:
+        self.chromium, self.width, self.height = chromium, width, height
+
+    def __enter__(self) -> "Browser":
+        # Chromium reads commands from fd 3 and writes replies to fd 4.
+        to_chrome_r, to_chrome_w = os.pipe()
+        from_chrome_r, from_chrome_w = os.pipe()
+        self.profile = tempfile.mkdtemp(prefix="lexner-chromium-")
+
+        def preexec() -> None:
+            # Copy both ends out of the way first: either may already be fd 3
+            # or 4, and dup2 onto itself would keep its close-on-exec flag.
+            read_end, write_end = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(read_end, 3, inheritable=True)
+            os.dup2(write_end, 4, inheritable=True)
+
+        self.proc = subprocess.Popen(
+            [
+                self.chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--hide-scrollbars",
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            preexec_fn=preexec,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+        )
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self.pipe = _Pipe(to_chrome_w, from_chrome_r)
+        self._errors: List[str] = []
+        try:
+            target = self.pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Runtime", "Log", "Page"):
+                self.call(f"{domain}.enable")
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False},
+            )
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def call(self, method: str, params: Optional[dict] = None) -> dict:
+        return self.pipe.call(method, params, self.session)
+
+    def _drain_events(self) -> None:
+        while self.pipe.events:
+            self._errors.extend(_error_of(self.pipe.events.pop(0)))
+
+    def navigate(self, url: str, timeout: float = 30.0) -> None:
+        """Open url and wait for its load event."""
+        self.call("Page.navigate", {"url": url})
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            event = self.pipe.events.pop(0) if self.pipe.events else self.pipe.read()
+            self._errors.extend(_error_of(event))
+            if event.get("method") == "Page.loadEventFired":
+                return
+        raise TimeoutError(f"{url} did not finish loading in {timeout} s")
+
+    def evaluate(self, expression: str, await_promise: bool = False) -> Any:
+        """The value of a JavaScript expression (JSON-serialisable values)."""
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": await_promise}
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression!r} threw: {result['exceptionDetails'].get('text')}")
+        return result.get("result", {}).get("value")
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element and type text as the keyboard would (input events fire)."""
+        if not self.evaluate(f"(e => (e ? (e.focus(), e.select && e.select(), true) : false))({_js(selector)})"):
+            raise LookupError(f"no element matches {selector}")
+        self.call("Input.insertText", {"text": text})
+
+    def set_files(self, selector: str, paths: List[Path]) -> None:
+        """Choose files in an <input type=file>, as the file dialog would."""
+        root = self.call("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = self.call("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        if not node:
+            raise LookupError(f"no element matches {selector}")
+        self.call("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(p).resolve()) for p in paths]})
+
+    def click(self, selector: str) -> None:
+        """A real mouse click (press and release) at the element's centre."""
+        box = self.evaluate(
+            f"(e => {{ if (!e) return null; e.scrollIntoView(); const r = e.getBoundingClientRect();"
+            f" return [r.left + r.width / 2, r.top + r.height / 2]; }})({_js(selector)})"
+        )
+        if box is None:
+            raise LookupError(f"no element matches {selector}")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call(
+                "Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1}
+            )
+
+    def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
+        """Poll until the expression is truthy; its value."""
+        deadline = time.time() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.time() > deadline:
+                raise TimeoutError(f"{expression!r} was still falsy after {timeout} s; console errors: {self.errors()}")
+            time.sleep(0.05)
+
+    def screenshot(self, path: Path) -> Path:
+        """A PNG of the whole page (not just the viewport)."""
+        height = self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or self.height
+        data = self.call(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": self.width, "height": height, "scale": 1},
+            },
+        )["data"]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def errors(self) -> List[str]:
+        """Console errors, exceptions and browser log errors seen so far."""
+        self._drain_events()
+        return list(self._errors)
+
+
+def _js(value: str) -> str:
+    return f"document.querySelector({json.dumps(value)})"
+
+
 def console_errors(url: str, chromium: str, timeout: float = 30.0) -> List[str]:
     """Open ``url`` and return its console errors (empty: a clean page)."""
-    # Chromium reads commands from fd 3 and writes replies to fd 4.
-    to_chrome_r, to_chrome_w = os.pipe()
-    from_chrome_r, from_chrome_w = os.pipe()
-    profile = tempfile.mkdtemp(prefix="report-chromium-")
-
-    def preexec() -> None:
-        # Copy both ends out of the way first: either may already be fd 3 or
-        # 4, and dup2 onto itself would keep its close-on-exec flag.
-        read_end, write_end = os.dup(to_chrome_r), os.dup(from_chrome_w)
-        os.dup2(read_end, 3, inheritable=True)
-        os.dup2(write_end, 4, inheritable=True)
-
-    proc = subprocess.Popen(
-        [
-            chromium,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--remote-debugging-pipe",
-            "--no-first-run",
-            "--no-default-browser-check",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        preexec_fn=preexec,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        close_fds=False,
-    )
-    os.close(to_chrome_r)
-    os.close(from_chrome_w)
-    pipe = _Pipe(to_chrome_w, from_chrome_r)
-    errors: List[str] = []
-    try:
-        target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            pipe.call(f"{domain}.enable", session=session)
-        pipe.call("Page.navigate", {"url": url}, session=session)
-        deadline = time.time() + timeout
-        loaded = False
-        while time.time() < deadline and not loaded:
-            event = pipe.events.pop(0) if pipe.events else pipe.read()
-            errors.extend(_error_of(event))
-            loaded = event.get("method") == "Page.loadEventFired"
-        if not loaded:
-            errors.append(f"page did not finish loading in {timeout} s")
-        result = pipe.call(
-            "Runtime.evaluate",
-            {
-                "expression": "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-                ".map(i => i.getAttribute('src')).join('\\n')",
-                "returnByValue": True,
-            },
-            session=session,
+    with Browser(chromium) as page:
+        try:
+            page.navigate(url, timeout)
+        except TimeoutError:
+            return page.errors() + [f"page did not finish loading in {timeout} s"]
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+            ".map(i => i.getAttribute('src')).join('\\n')"
         )
-        broken = result.get("result", {}).get("value") or ""
-        errors.extend(f"image did not load: {src}" for src in broken.splitlines())
-        for event in pipe.events:
-            errors.extend(_error_of(event))
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
-    return errors
+        errors = page.errors()
+        errors.extend(f"image did not load: {src}" for src in (broken or "").splitlines())
+        return errors
 
 
 def _error_of(event: dict) -> List[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from .util import REPO_ROOT
 
-COMMANDS = ["", "convert", "report", "pretrain-vectors", "merge-ensemble", "clean-strings"]
+COMMANDS = ["", "convert", "report", "pretrain-vectors", "merge-ensemble", "clean-strings", "serve"]
 HELP = """
 import json, sys
 from typer.main import get_command

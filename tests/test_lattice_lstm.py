@@ -98,6 +98,23 @@ def test_gradients_reach_the_words_and_the_chars():
     assert module.word_embed.weight.grad[[3, 4, 5, 6]].abs().sum(dim=1).min() > 0
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_matches_cpu():
+    torch.manual_seed(0)
+    module = LatticeLSTM(6, hidden_width=8, word_width=4, word_rows=50, dropout=0.0, use_lattice=True).eval()
+    X, lengths = torch.randn(3, 7, 6), torch.tensor([7, 4, 0])
+    words = (
+        torch.randint(0, 50, (4, 2)),
+        torch.tensor([0, 0, 1, 1]),
+        torch.tensor([0, 2, 0, 1]),
+        torch.tensor([3, 7, 2, 4]),
+    )
+    with torch.no_grad():
+        on_cpu = module(X, lengths, *words)
+        on_gpu = module.cuda()(X.cuda(), lengths.cuda(), *(w.cuda() for w in words))
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-4, atol=1e-5)
+
+
 def test_words_per_char_are_capped_longest_first():
     lexicon = Lexicon(
         [(w, None, None) for w in ["南京", "南京市", "南京市长", "市长", "长江", "长江大桥", "大桥", "江"]]

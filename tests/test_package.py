@@ -99,6 +99,7 @@ def test_packaged_pipeline_in_clean_venv(tmp_path: Path) -> None:
     wheels = sorted(packages.glob("*.whl"))
     assert [w.name.split("-")[0] for w in wheels] == ["spacy_lexner", "zh_lexner_tiny"], wheels
     assert any(name.endswith("py.typed") for name in zipfile.ZipFile(wheels[0]).namelist())
+    assert "spacy_lexner/cli/templates/serve.html" in zipfile.ZipFile(wheels[0]).namelist()  # the serve page
 
     venv_dir = tmp_path / "venv"
     venv.create(venv_dir, with_pip=True, clear=True)  # no system site-packages

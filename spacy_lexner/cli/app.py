@@ -298,3 +298,84 @@ def clean_strings_cli(
         f"Wrote {output_path}: removed {report.n_removed:,} of {report.n_strings:,} strings "
         f"(the longest {report.longest_removed:,} chars); same entities on {report.n_checked:,} test texts"
     )
+
+
+SERVE_INSTALL = 'Install them with: pip install "spacy-lexner[serve]"'
+SERVE_HELP = """Serve a pipeline over HTTP: POST /ents (JSON: entities as
+character offsets), POST /render (the same, drawn by displaCy), GET / (a
+page to try it), GET /health and GET /meta. Each worker process loads the
+pipeline once and runs requests in its thread pool; --workers adds
+processes, which is what adds CPU throughput. Listens on localhost unless
+--host says otherwise. Needs pip install "spacy-lexner[serve]". See
+docs/serve.md.
+"""
+
+
+# The defaults repeat serve.DEFAULT_MAX_BODY_BYTES and DEFAULT_MAX_TEXTS: that
+# module imports FastAPI, which --help must not load.
+@app.command("serve", help=SERVE_HELP, short_help="Serve a pipeline: a JSON API and a page to try it.")
+def serve_cli(
+    model: str = typer.Argument(..., help="Pipeline directory or package name"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: all interfaces)"),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="Port"),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes, each with its own pipeline"),
+    max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", min=1, help="Larger bodies get a 413"),
+    max_texts: int = typer.Option(128, "--max-texts", min=1, help="Texts per request"),
+    max_length: int = typer.Option(None, "--max-length", min=1, help="Chars per text [default: nlp.max_length]"),
+    torch_threads: int = typer.Option(1, "--torch-threads", min=1, help="torch threads per worker"),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request"),
+) -> None:
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        msg.fail(f"spacy-lexner serve needs FastAPI, uvicorn and python-multipart ({err})", SERVE_INSTALL, exits=1)
+    import copy
+    import inspect
+    import os
+
+    from .serve import ENV_VAR, ServeSettings, Service, create_app, load_service
+
+    path = Path(model)
+    if path.exists() and not (path / "config.cfg").exists():
+        msg.fail(
+            f"{model} is not a pipeline directory: it has no config.cfg",
+            "Give a directory written by nlp.to_disk or spacy train (e.g. training/model-best).",
+            exits=1,
+        )
+    settings = ServeSettings(model, max_body_bytes, max_texts, max_length, torch_threads)
+    # The workers build the app from the import string and read the settings
+    # from the environment, which they inherit.
+    os.environ[ENV_VAR] = settings.to_env()
+    # uvicorn's logging, plus our logger (the traces of unexpected errors).
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["spacy_lexner"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    common = {"host": host, "port": port, "access_log": access_log, "log_config": log_config}
+    # A worker loading a large pipeline on a busy machine may answer the
+    # supervisor's health check late; uvicorn's 5 s would kill it. (Older
+    # uvicorn versions have no health check, nor the setting.)
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        common["timeout_worker_healthcheck"] = 60
+    if workers == 1:
+        # Loaded here, so a pipeline that does not load is a message, not a worker's traceback.
+        try:
+            service: Service = load_service(settings)
+        except (OSError, ValueError) as err:
+            msg.fail(f"Could not load the pipeline {model}", str(err), exits=1)
+        msg.good(
+            f"Loaded {service.pipeline['name']} {service.pipeline['version']}: {', '.join(service.nlp.pipe_names)}"
+        )
+        msg.info(f"Serving on http://{host}:{port}/ (1 worker)")
+        uvicorn.run(create_app(service=service), **common)
+    else:
+        from spacy.util import is_package
+
+        if not path.exists() and not is_package(model):
+            msg.fail(
+                f"Could not find the pipeline {model}",
+                "Give a directory written by nlp.to_disk or spacy train, or an installed pipeline package.",
+                exits=1,
+            )
+        msg.info(f"Serving {model} on http://{host}:{port}/ ({workers} workers, each loads the pipeline)")
+        uvicorn.run("spacy_lexner.cli.serve:create_app", factory=True, workers=workers, **common)
