@@ -10,6 +10,8 @@ from thinc.api import fix_random_seed
 from spacy_lexner.lexicon import Lattice
 
 from .test_configs import write_docbin
+from .test_lattice_lstm import ENCODER as LATTICE_LSTM
+from .test_lrcnn import ENCODER as LRCNN
 from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
 ENCODERS = {
@@ -33,6 +35,9 @@ ENCODERS = {
         "word_rows": 1024,
     },
 }
+# The encoders that read the lattice have their own test files
+# (test_lattice_lstm.py, test_lrcnn.py); here they only train from a config.
+TRAINABLE = {**ENCODERS, "lattice_lstm": LATTICE_LSTM, "lrcnn": LRCNN}
 TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "iPhone12在Apple Store卖3999元😀"]
 
 
@@ -64,10 +69,10 @@ def test_padding_does_not_change_outputs(name):
     )
 
 
-@pytest.mark.parametrize("name", ["idcnn", "tener", "flat"])
+@pytest.mark.parametrize("name", ["idcnn", "tener", "flat", "lattice_lstm", "lrcnn"])
 def test_spacy_train_with_encoder(name, tmp_path):
     data = write_docbin(tmp_path / "train.spacy")
-    encoder = {k: v for k, v in ENCODERS[name].items()}
+    encoder = {k: v for k, v in TRAINABLE[name].items()}
     overrides = {
         "paths.train": str(data),
         "paths.dev": str(data),

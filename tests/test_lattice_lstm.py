@@ -4,9 +4,7 @@ switch, and the pipeline tests every encoder gets."""
 
 import numpy
 import pytest
-import spacy
 import torch
-from spacy.cli.train import train
 from thinc.api import fix_random_seed
 
 from spacy_lexner.lexicon import Lattice
@@ -14,8 +12,7 @@ from spacy_lexner.lexicon.lexicon import Lexicon
 from spacy_lexner.models.encoders.lattice_lstm import lattice_lstm_words
 from spacy_lexner.models.pytorch.lattice_lstm import LatticeLSTM
 
-from .test_configs import write_docbin
-from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
+from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
 ENCODER = {"@architectures": "spacy-lexner.LatticeLSTMEncoder.v1", "hidden_width": 32, "dropout": 0.1}
 TEXTS = [t for t, _ in TRAIN_DATA] + ["张三在上海。", "", "  ", "iPhone12在Apple Store卖3999元😀", "长" * 300]
@@ -155,17 +152,3 @@ def test_padding_and_empty_batches():
     assert empty.decode().shape[0] == 2
     no_words = tagger.model.predict(Lattice.build(["张三", "李"], None))
     assert numpy.isfinite(no_words.emissions).all()
-
-
-def test_spacy_train_with_the_encoder(tmp_path):
-    data = write_docbin(tmp_path / "train.spacy")
-    overrides = {
-        "paths.train": str(data),
-        "paths.dev": str(data),
-        "training.max_steps": 4,
-        "training.eval_frequency": 2,
-        "components.lexner_tagger.model.encoder": dict(ENCODER),
-    }
-    train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)
-    nlp = spacy.load(tmp_path / "out" / "model-last")
-    assert nlp.get_pipe("lexner_tagger").model.get_ref("encoder").name == "lattice_lstm_encoder"

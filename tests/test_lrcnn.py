@@ -4,9 +4,7 @@ layer and position each lexicon word reaches, the use_lattice switch, and
 
 import numpy
 import pytest
-import spacy
 import torch
-from spacy.cli.train import train
 from thinc.api import fix_random_seed
 
 from spacy_lexner import Lexicon
@@ -14,8 +12,7 @@ from spacy_lexner.lexicon import Lattice
 from spacy_lexner.models.encoders.lrcnn import WORD_SEEDS, layer_words
 from spacy_lexner.models.pytorch.lrcnn import LRCNN
 
-from .test_configs import write_docbin
-from .util import REPO_ROOT, TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
+from .util import TRAIN_DATA, blank_with_tagger, ents_of, make_examples, reloaded, train_nlp
 
 ENCODER = {
     "@architectures": "spacy-lexner.LRCNNEncoder.v1",
@@ -151,18 +148,3 @@ def test_gpu_matches_cpu():
         on_cpu = module.eval()(X, lengths, rows, has_word)
         on_gpu = module.cuda()(X.cuda(), lengths.cuda(), rows.cuda(), has_word.cuda())
     torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-3, atol=1e-4)
-
-
-def test_spacy_train_with_encoder(tmp_path):
-    data = write_docbin(tmp_path / "train.spacy")
-    overrides = {
-        "paths.train": str(data),
-        "paths.dev": str(data),
-        "training.max_steps": 4,
-        "training.eval_frequency": 2,
-        "components.lexner_tagger.model.encoder": dict(ENCODER),
-    }
-    train(REPO_ROOT / "configs" / "resume.cfg", tmp_path / "out", overrides=overrides)
-    nlp = spacy.load(tmp_path / "out" / "model-last")
-    assert nlp.get_pipe("lexner_tagger").model.get_ref("encoder").name == "lrcnn_encoder"
-    nlp("张三在北京大学工作。")
