@@ -9,7 +9,7 @@ import pytest
 
 from .util import REPO_ROOT
 
-COMMANDS = ["", "convert", "report", "pretrain-vectors", "merge-ensemble", "clean-strings", "serve"]
+COMMANDS = ["", "convert", "report", "pretrain-vectors", "merge-ensemble", "clean-strings", "serve", "annotate"]
 HELP = """
 import json, sys
 from typer.main import get_command

@@ -379,3 +379,104 @@ def serve_cli(
             )
         msg.info(f"Serving {model} on http://{host}:{port}/ ({workers} workers, each loads the pipeline)")
         uvicorn.run("spacy_lexner.cli.serve:create_app", factory=True, workers=workers, **common)
+
+
+class LongTexts(str, Enum):
+    reject = "reject"
+    split = "split"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+ANNOTATE_HELP = """Annotate a corpus: one output record per input record, with
+its id and entities (character offsets, label, text), in input order.
+
+INPUT is a file, a directory or a quoted glob of JSONL (--text-field,
+--id-field), plain text (one record per line, the line number as id) or
+Parquet. OUTPUT is JSONL, or Parquet for a .parquet name. Records that
+cannot be annotated (not UTF-8, not JSON, no text, over nlp.max_length)
+go to the rejects file with the reason, and the run goes on.
+
+Resumable: a run that is stopped in any way and started again with the same
+arguments continues where it stopped and writes the same bytes as an
+uninterrupted run (shards in OUTPUT.parts/). --engine ray runs the shards on
+a Ray cluster (pip install "spacy-lexner[ray]"). See docs/annotate.md.
+"""
+
+
+@app.command("annotate", help=ANNOTATE_HELP, short_help="Annotate a corpus (JSONL, text, Parquet), resumable; Ray.")
+def annotate_cli(
+    model: str = typer.Argument(..., help="Pipeline directory or package name"),
+    input_path: str = typer.Argument(..., metavar="INPUT", help="Input file, directory or glob"),
+    output_path: str = typer.Argument(..., metavar="OUTPUT", help="Output .jsonl or .parquet file"),
+    input_format: str = typer.Option("auto", "--input-format", help="jsonl, text, parquet or auto (by extension)"),
+    output_format: str = typer.Option("auto", "--output-format", help="jsonl, parquet or auto (by extension)"),
+    text_field: str = typer.Option("text", "--text-field", help="Field (column) with the text"),
+    id_field: str = typer.Option("id", "--id-field", help="Field (column) with the id; '' for line numbers"),
+    keep_fields: bool = typer.Option(False, "--keep-fields", help="Copy the input record into 'fields'"),
+    rejects: str = typer.Option(None, "--rejects", help="Rejects file [default: OUTPUT's stem + .rejects.jsonl]"),
+    long_texts: LongTexts = typer.Option(
+        LongTexts.reject, "--long-texts", help="Texts over nlp.max_length: reject, or split at sentence ends"
+    ),
+    max_length: int = typer.Option(None, "--max-length", min=1, help="Chars per text [default: nlp.max_length]"),
+    shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Lines per shard (the unit of resuming)"),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", min=1, help="Texts per nlp.pipe batch"),
+    n_process: int = typer.Option(1, "--n-process", "-n", min=1, help="Local engine: nlp.pipe processes"),
+    torch_threads: int = typer.Option(1, "--torch-threads", min=1, help="torch threads per process (Ray: CPUs)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="Local engine: GPU id, -1 for CPU"),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local, or ray (pip install 'spacy-lexner[ray]')"),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Ray: worker actors"),
+    num_gpus: float = typer.Option(None, "--num-gpus", min=0, help="Ray: GPUs per worker [default: 1 if any]"),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray: cluster address [default: $RAY_ADDRESS]"),
+    keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the shard files after the run"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr"),
+) -> None:
+    from ..annotate import AnnotateError, AnnotateSettings, run_annotate
+
+    settings = AnnotateSettings(
+        model=model,
+        input=input_path,
+        output=output_path,
+        input_format=input_format,
+        output_format=output_format,
+        text_field=text_field,
+        id_field=id_field,
+        keep_fields=keep_fields,
+        rejects=rejects,
+        shard_size=shard_size,
+        long_texts=long_texts.value,
+        max_length=max_length,
+        batch_size=batch_size,
+        n_process=n_process,
+        torch_threads=torch_threads,
+        gpu_id=gpu_id,
+        engine=engine.value,
+        concurrency=concurrency,
+        num_gpus=num_gpus,
+        ray_address=ray_address,
+        keep_parts=keep_parts,
+        progress=progress,
+    )
+    try:
+        summary = run_annotate(settings, log=msg.info)
+    except (AnnotateError, OSError) as err:
+        msg.fail("Annotation failed", str(err), exits=1)
+    if summary.already_complete:
+        msg.good(f"{summary.output} is already complete (the run recorded in {output_path}.parts/manifest.json)")
+    else:
+        rate = f"{summary.records / max(summary.seconds, 1e-9):,.0f} records/s"
+        msg.good(
+            f"Annotated {summary.annotated:,} of {summary.records:,} records ({summary.chars:,} chars) "
+            f"into {summary.output} in {summary.seconds:.1f} s ({rate})"
+        )
+        if summary.shards_resumed:
+            msg.text(f"Resumed: {summary.shards_resumed} of {summary.shards} shards were done before this run")
+    if summary.labels:
+        msg.table(sorted(summary.labels.items()), header=("label", "entities"), aligns=("l", "r"))
+    if summary.rejected:
+        msg.warn(f"Rejected {summary.rejected:,} record(s): see {summary.rejects}")
+    else:
+        msg.text("Rejected 0 records")
