@@ -8,7 +8,8 @@ lower one):
     2a  spacy_lexner/models/pytorch/   (torch modules: a lower sub-layer)
     2b  spacy_lexner/models/           (the rest: thinc architectures)
     3   spacy_lexner/pipeline/
-    4   spacy_lexner/corpora/  and  spacy_lexner/evaluation/  (not each other)
+    4   spacy_lexner/corpora/, spacy_lexner/evaluation/ and spacy_lexner/annotate/
+        (not each other)
     5   spacy_lexner/cli/
     top spacy_lexner/__init__.py, spacy_lexner/__main__.py (may import anything)
 
@@ -49,6 +50,7 @@ LAYERS = {
     "pipeline": Layer("pipeline", (3, 0), "layer pipeline[3]"),
     "corpora": Layer("corpora", (4, 0), "layer corpora[4]"),
     "evaluation": Layer("evaluation", (4, 0), "layer evaluation[4]"),
+    "annotate": Layer("annotate", (4, 0), "layer annotate[4]"),
     "cli": Layer("cli", (5, 0), "layer cli[5]"),
 }
 ROOT = Layer("root", (99, 0), "package root")
