@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Dict, List
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from lexicon_throughput import read_sentences as resume_sentences  # noqa: E402
+
 BASELINE = """
 import json, sys, time
 import spacy, torch
@@ -40,19 +43,6 @@ with open(sys.argv[3], "w", encoding="utf-8") as out:
         out.write(json.dumps([[e.start_char, e.end_char, e.label_] for e in doc.ents]) + "\\n")
 print(json.dumps({"load_s": loaded - started}))
 """
-
-
-def resume_sentences(path: Path) -> List[str]:
-    sentences, chars = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            chars.append(line.split()[0])
-        elif chars:
-            sentences.append("".join(chars))
-            chars = []
-    if chars:
-        sentences.append("".join(chars))
-    return sentences
 
 
 def write_corpus(texts: List[str], n: int, path: Path) -> int:
