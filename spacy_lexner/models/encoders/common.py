@@ -3,6 +3,7 @@
 
 from typing import Any, Callable, Tuple
 
+import numpy
 import torch
 from thinc.api import ArgsKwargs, Model
 from thinc.types import Floats3d, Ints1d
@@ -31,11 +32,16 @@ def padded_width(X: PaddedInput) -> int:
     return X[0].shape[-1]
 
 
+def lengths_array(lengths: Ints1d) -> numpy.ndarray:
+    """The lengths as a CPU int64 numpy array (from numpy or cupy)."""
+    return numpy.asarray(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype="int64")
+
+
 def convert_padded_inputs(model: Model, X: PaddedInput, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     vectors, lengths = X[0], X[1]
     Xt = to_torch(model, vectors, requires_grad=is_train)
     # Lengths stay on the CPU: pack_padded_sequence requires it.
-    lengths_t = torch.as_tensor(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype=torch.long)
+    lengths_t = torch.from_numpy(lengths_array(lengths))
     return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), first_input_gradient
 
 

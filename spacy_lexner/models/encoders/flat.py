@@ -31,7 +31,7 @@ from ...lexicon.lattice import Lattice
 from ...util.torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
 from ..pytorch.flat import FLAT
 from ..types import Embedded
-from .common import convert_padded_outputs, padded_width
+from .common import convert_padded_outputs, lengths_array, padded_width
 
 WORD_SEEDS = (11, 12)
 
@@ -106,7 +106,7 @@ def _convert_inputs(model: Model, X: Embedded, is_train: bool) -> Tuple[ArgsKwar
         word_rows[i, : len(index)] = hash_rows(lattice.word_keys[index], WORD_SEEDS, model.attrs["word_rows"])
         heads[i, : len(index)] = lattice.word_start[index]
         tails[i, : len(index)] = lattice.word_end[index] - 1
-    lengths_np = numpy.asarray(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype="int64")
+    lengths_np = lengths_array(lengths)
     Xt = to_torch(model, vectors, requires_grad=is_train)
     args = (Xt, *(torch.from_numpy(a).to(Xt.device) for a in (lengths_np, word_rows, heads, tails, n_words)))
     return ArgsKwargs(args=args, kwargs={}), first_input_gradient

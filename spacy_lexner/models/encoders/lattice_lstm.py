@@ -33,7 +33,7 @@ from ...lexicon.lattice import Lattice
 from ...util.torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
 from ..pytorch.lattice_lstm import LatticeLSTM
 from ..types import Embedded
-from .common import convert_padded_outputs, padded_width
+from .common import convert_padded_outputs, lengths_array, padded_width
 
 WORD_SEEDS = (15, 16)
 
@@ -108,7 +108,7 @@ def _convert_inputs(model: Model, X: Embedded, is_train: bool) -> Tuple[ArgsKwar
     else:
         words = numpy.zeros((0,), dtype="int64")
     word_rows = hash_rows(lattice.word_keys[words], WORD_SEEDS, model.attrs["word_rows"]).astype("int64")
-    lengths_np = numpy.asarray(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype="int64")
+    lengths_np = lengths_array(lengths)
     Xt = to_torch(model, vectors, requires_grad=is_train)
     columns = (
         word_rows.reshape(len(words), len(WORD_SEEDS)),

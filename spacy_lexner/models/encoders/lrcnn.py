@@ -37,7 +37,7 @@ from ...lexicon.lattice import Lattice
 from ...util.torch_utils import LazyTorchWrapper, first_input_gradient, to_torch, with_input_width
 from ..pytorch.lrcnn import LRCNN
 from ..types import Embedded
-from .common import convert_padded_outputs, padded_width
+from .common import convert_padded_outputs, lengths_array, padded_width
 
 WORD_SEEDS = (13, 14)
 
@@ -106,7 +106,7 @@ def layer_words(lattice: Lattice, n_chars: int, depth: int, word_rows: int) -> T
 
 def _convert_inputs(model: Model, X: Embedded, is_train: bool) -> Tuple[ArgsKwargs, object]:
     vectors, lengths = X[0], X[1]
-    lengths_np = numpy.asarray(lengths.tolist() if hasattr(lengths, "tolist") else lengths, dtype="int64")
+    lengths_np = lengths_array(lengths)
     Xt = to_torch(model, vectors, requires_grad=is_train)
     args = [Xt, torch.from_numpy(lengths_np).to(Xt.device)]
     if model.attrs["use_lattice"]:
