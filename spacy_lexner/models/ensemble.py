@@ -164,7 +164,7 @@ def _ensemble_init(model: Model, X: Optional[Lattice] = None, Y: Any = None) -> 
     n_tags = crf.get_dim("nO")
     for member in model.layers[:-1]:
         embed, encoder, scorer = member.layers
-        initialize_encoding(embed, encoder)
+        initialize_encoding(embed, encoder, X)
         scorer.set_dim("nI", encoder.get_dim("nO"), force=True)
         scorer.set_dim("nO", n_tags, force=True)
         scorer.initialize()

@@ -53,7 +53,7 @@ def build_token_vector_soft_lexicon_embed(
 def _init(model: Model, X: Optional[Lattice] = None, Y: Any = None) -> None:
     tok2vec, lexicon_embed, projection = model.layers
     tok2vec.initialize(X=list(X.docs) if X is not None and X.docs is not None else None)
-    lexicon_embed.initialize()
+    lexicon_embed.initialize(X=X)
     # A listener's width is often unknown until its upstream transformer has
     # run, so the projection's nI is set on the first forward pass instead
     # (or restored with the weights when a trained pipeline is loaded).

@@ -53,7 +53,7 @@ def build_lexicon_tagger_v2(
 
 def _init_v2(model: Model, X: Any = None, Y: Any = None) -> None:
     embed, encoder, decoder = model.layers
-    initialize_encoding(embed, encoder)
+    initialize_encoding(embed, encoder, X)
     initialize_decoder(decoder, encoder.get_dim("nO"))
     model.set_dim("nO", decoder.get_ref("crf").get_dim("nO"), force=True)
 
@@ -104,7 +104,7 @@ def build_lexicon_tagger(
 
 def _init_v1(model: Model, X: Any = None, Y: Any = None) -> None:
     embed, encoder = model.layers[:2]
-    initialize_encoding(embed, encoder)
+    initialize_encoding(embed, encoder, X)
     initialize_decoder(model, encoder.get_dim("nO"))
 
 
@@ -113,13 +113,16 @@ def _forward_v1(model: Model, lattice: Lattice, is_train: bool) -> Tuple[TagScor
     return scores_for(model, emissions, lengths), backprop
 
 
-def initialize_encoding(embed: Model, encoder: Model) -> None:
+def initialize_encoding(embed: Model, encoder: Model, X: Optional[Lattice] = None) -> None:
     """Wire the dims bottom-up and initialize, so the model can be built
-    without data (which is what loading a saved pipeline needs)."""
+    without data (which is what loading a saved pipeline needs). The embed
+    layer gets the sample lattice nlp.initialize() passes, if any: a layer
+    with pretrained weights (spacy-lexner.LACEmbed.v1) reads them then, and
+    not when a saved pipeline is built to load its own."""
+    embed.initialize(X=X)
     if encoder.has_dim("nI") is None:
         encoder.set_dim("nI", embed.get_dim("nO"))
-    for layer in (embed, encoder):
-        layer.initialize()
+    encoder.initialize()
 
 
 def encode(

@@ -57,7 +57,7 @@ def build_visual_gate_embed(
 
 def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
     embed, gate = model.layers
-    embed.initialize()
+    embed.initialize(X=X)
     gate.set_dim("nI", embed.get_dim("nO"), force=True)
     gate.set_dim("nO", embed.get_dim("nO") + model.attrs["width"], force=True)
     model.set_dim("nO", gate.get_dim("nO"), force=True)

