@@ -13,7 +13,8 @@ speed-up is never reported without its F1.
 
 Systems: `lexner` (float weights), `lexner_int8` (the same pipeline loaded
 with `quantize = true`: int8 dynamically quantized LSTM and Linear layers),
-`spacy_ner`. The JSON lands in `--out`.
+`lexner_baseline` (`--baseline`: another lexner pipeline, e.g. the config
+before a change), `spacy_ner`. The JSON lands in `--out`.
 """
 
 import argparse
@@ -33,6 +34,8 @@ def load_systems(args: argparse.Namespace) -> Dict:
         if not args.no_int8:
             int8 = {"components": {"lexner_tagger": {"quantize": True}}}
             systems["lexner_int8"] = spacy.load(args.lexner, config=int8)
+    if args.baseline:
+        systems["lexner_baseline"] = spacy.load(args.baseline)
     if args.ner:
         systems["spacy_ner"] = spacy.load(args.ner)
     if not systems:
@@ -53,6 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lexner", default="", help="a trained lexner_tagger pipeline")
     parser.add_argument("--ner", default="", help="a trained spaCy ner pipeline")
+    parser.add_argument(
+        "--baseline", default="", help="another lexner_tagger pipeline (e.g. before a change), timed in the same run"
+    )
     parser.add_argument("--test", required=True, help="test DocBin")
     parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)

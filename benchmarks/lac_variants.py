@@ -58,6 +58,23 @@ def _lac(outputs: List[str], dropout: float = 0.0, char_vectors: bool = False) -
     return apply
 
 
+def _with_names(apply_embed: Callable[[Config], None], copies: int, **settings: Any) -> Callable[[Config], None]:
+    """An embed variant trained on spacy-lexner.NameReplacementCorpus.v1 (LAC as a teacher)."""
+
+    def apply(config: Config) -> None:
+        apply_embed(config)
+        train = config["corpora"]["train"]
+        config["corpora"]["train"] = {
+            "@readers": "spacy-lexner.NameReplacementCorpus.v1",
+            "path": train["path"],
+            "copies": copies,
+            "seed": "${system.seed}",
+            **settings,
+        }
+
+    return apply
+
+
 def _without_lac(config: Config) -> None:
     model = config["components"]["lexner_tagger"]["model"]
     model["embed"] = _soft_lexicon(model["embed"])
@@ -71,6 +88,14 @@ VARIANTS: Dict[str, Callable[[Config], None]] = {
     "lac_states_scores_drop3": _lac(["states", "scores"], dropout=0.3),
     "lac_states_scores_charvec": _lac(["states", "scores"], char_vectors=True),
     "lac_scores": _lac(["scores"]),
+    "lac_all_names1": _with_names(_lac(["states1", "states", "scores"]), 1),
+    "lac_all_names2": _with_names(_lac(["states1", "states", "scores"]), 2),
+    "lac_all_names1_jiebatypes": _with_names(
+        _lac(["states1", "states", "scores"]),
+        1,
+        lexicon_types={"PER": ["nr", "nrfg", "nrt"], "LOC": ["ns"], "ORG": ["nt", "nz"]},
+    ),
+    "softlexicon_names1": _with_names(_without_lac, 1),
 }
 
 

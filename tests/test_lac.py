@@ -213,3 +213,113 @@ def test_weibo_config_uses_lac():
     assert embed["lac_path"] is None
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
     assert nlp.get_pipe("lexner_tagger").model.get_ref("embed").name == "lac_embed"
+
+
+# -- LAC as a teacher: name replacement ------------------------------------------
+
+
+JIEBA_NAME_TAGS = {"PER": ["nr"], "LOC": ["ns"], "ORG": ["nt"]}
+
+
+def _typed_lexicon(path):
+    path.write_text("王五 100 nr\n李四 50 nr\n上海 80 ns\n腾讯公司 60 nt\n明白 500 nr\n北 5 ns\n", encoding="utf-8")
+    return path
+
+
+def _docbin(nlp, path):
+    from spacy.tokens import DocBin
+
+    DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(path)
+    return path
+
+
+def test_name_replacement_swaps_names_of_the_same_type(tmp_path):
+    reader = spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v1")
+    nlp = spacy.blank("zh")
+    corpus = reader(
+        _docbin(nlp, tmp_path / "train.spacy"),
+        labels={"PER": "PER", "ORG": "ORG"},
+        copies=2,
+        lexicon_path=_typed_lexicon(tmp_path / "words.txt"),
+        lexicon_types=JIEBA_NAME_TAGS,
+        teacher=False,
+        seed=3,
+    )
+    first = list(corpus(nlp))
+    originals = make_examples(nlp)
+    # Each original, then two copies if it has a PER or ORG name.
+    with_names = [any(e.label_ in ("PER", "ORG") for e in eg.reference.ents) for eg in originals]
+    assert len(first) == len(originals) + 2 * sum(with_names) and not all(with_names)
+    position = 0
+    for original, copied in zip(originals, with_names):
+        assert ents_of(first[position].reference) == ents_of(original.reference)
+        copies = first[position + 1 : position + 1 + 2 * copied]
+        position += 1 + 2 * copied
+        for copy in copies:
+            assert [e.label_ for e in copy.reference.ents] == [e.label_ for e in original.reference.ents]
+            for old, new in zip(original.reference.ents, copy.reference.ents):
+                if old.label_ == "PER":
+                    assert new.text in {"王五", "李四", "明白"}
+                elif old.label_ == "ORG":
+                    assert new.text == "腾讯公司"
+                else:  # LOC is not in labels: kept
+                    assert new.text == old.text
+            assert copy.predicted.text == copy.reference.text
+    # Other names in the next epoch, the same names from the same seed.
+    second = list(corpus(nlp))
+    again = list(
+        reader(
+            _docbin(nlp, tmp_path / "t2.spacy"),
+            labels={"PER": "PER", "ORG": "ORG"},
+            copies=2,
+            lexicon_path=tmp_path / "words.txt",
+            lexicon_types=JIEBA_NAME_TAGS,
+            teacher=False,
+            seed=3,
+        )(nlp)
+    )
+    assert [eg.reference.text for eg in again] == [eg.reference.text for eg in first]
+    assert [eg.reference.text for eg in second] != [eg.reference.text for eg in first]
+
+
+def test_name_replacement_teacher_keeps_what_lac_reads_as_names(tmp_path, tiny_lac):
+    from spacy_lexner.corpora.name_replacement import lexicon_names
+    from spacy_lexner.models.lac import name_types
+
+    weights = read_lac(str(tiny_lac))
+    words = ["王五", "李四", "上海", "腾讯公司", "明白"]
+    read = name_types(words, weights)
+    assert len(read) == len(words) and set(read) <= {"PER", "LOC", "ORG", None}
+    names = lexicon_names(
+        _typed_lexicon(tmp_path / "words.txt"),
+        {"PER": ["nr"], "LOC": ["ns"], "ORG": ["nt"]},
+        teacher=True,
+        lac_path=str(tiny_lac),
+    )
+    expected_type = {"王五": "PER", "李四": "PER", "明白": "PER", "上海": "LOC", "腾讯公司": "ORG"}
+    kept = {word for entries in names.values() for word, _ in entries}
+    assert kept == {word for word, found in zip(words, read) if found == expected_type[word]}
+    assert "北" not in kept  # shorter than min_length
+
+
+def test_name_replacement_refuses_bad_settings(tmp_path):
+    reader = spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v1")
+    with pytest.raises(ValueError, match="each label maps to one of"):
+        reader(tmp_path / "train.spacy", labels={"PER.NAM": "PERSON"})
+    with pytest.raises(ValueError, match="copies must be 0 or more"):
+        reader(tmp_path / "train.spacy", copies=-1)
+    from spacy_lexner.corpora.name_replacement import lexicon_names
+
+    with pytest.raises(ValueError, match="needs lexicon_types, the teacher"):
+        lexicon_names(_typed_lexicon(tmp_path / "words.txt"), None, teacher=False)
+
+
+def test_name_replacement_teacher_alone_types_every_word(tmp_path, tiny_lac):
+    from spacy_lexner.corpora.name_replacement import lexicon_names
+    from spacy_lexner.models.lac import name_types
+
+    words = ["王五", "李四", "上海", "腾讯公司", "明白"]
+    names = lexicon_names(_typed_lexicon(tmp_path / "words.txt"), None, lac_path=str(tiny_lac))
+    read = dict(zip(words, name_types(words, read_lac(str(tiny_lac)))))
+    for name_type, entries in names.items():
+        assert {word for word, _ in entries} == {word for word, found in read.items() if found == name_type}

@@ -47,7 +47,9 @@ def test_project_all_runs_then_skips(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(list((tmp_path / "packages").glob("spacy_lexner-*.whl"))) == 1  # so the wheel installs alone
     meta = srsly.read_json(tmp_path / "packages" / "zh_lexner_weibo-0.1.0" / "meta.json")
     assert any(req.startswith("spacy-lexner") for req in meta["requirements"])
-    assert meta["license"] == "CC BY-SA 3.0"
+    assert meta["license"].startswith("CC BY-SA 3.0")
+    # The LAC weights inside the pipeline carry their licence (Apache-2.0).
+    assert any("LAC" in source["name"] and "Apache-2.0" in source["license"] for source in meta["sources"])
     records = list(srsly.read_jsonl(tmp_path / "demo" / "default.jsonl"))
     assert [r["text"] for r in records][1] == "南京市长江大桥"
     html = (tmp_path / "demo" / "default.html").read_text(encoding="utf-8")

