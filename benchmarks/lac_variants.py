@@ -20,7 +20,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from thinc.api import Config
 
@@ -37,10 +37,18 @@ def _soft_lexicon(embed: Dict) -> Dict:
     return copy.deepcopy(embed["embed"] if embed.get("@architectures") == LAC else embed)
 
 
-def _lac(outputs: List[str], dropout: float = 0.0, char_vectors: bool = False) -> Callable[[Config], None]:
+def _lac(
+    outputs: List[str],
+    dropout: float = 0.0,
+    char_vectors: bool = False,
+    width: Optional[int] = None,
+    hidden: Optional[int] = None,
+) -> Callable[[Config], None]:
     def apply(config: Config) -> None:
         model = config["components"]["lexner_tagger"]["model"]
         inner = _soft_lexicon(model["embed"])
+        if hidden is not None:
+            model["encoder"]["hidden_width"] = hidden
         if char_vectors:
             inner["char_width"] = 128
             config["initialize"]["components"]["lexner_tagger"]["pretrained_vectors"] = {
@@ -50,6 +58,7 @@ def _lac(outputs: List[str], dropout: float = 0.0, char_vectors: bool = False) -
         model["embed"] = {
             "@architectures": LAC,
             "outputs": outputs,
+            "width": width,
             "dropout": dropout,
             "lac_path": None,
             "embed": inner,
@@ -96,6 +105,10 @@ VARIANTS: Dict[str, Callable[[Config], None]] = {
         lexicon_types={"PER": ["nr", "nrfg", "nrt"], "LOC": ["ns"], "ORG": ["nt", "nz"]},
     ),
     "softlexicon_names1": _with_names(_without_lac, 1),
+    "lac_all_w64_names1": _with_names(_lac(["states1", "states", "scores"], width=64), 1),
+    "lac_all_w128_names1": _with_names(_lac(["states1", "states", "scores"], width=128), 1),
+    "lac_ss_w64_names1": _with_names(_lac(["states", "scores"], width=64), 1),
+    "lac_all_w64_h200_names1": _with_names(_lac(["states1", "states", "scores"], width=64, hidden=200), 1),
 }
 
 

@@ -40,12 +40,13 @@ def tiny_lac(tmp_path_factory):
     return write_tiny_lac(tmp_path_factory.mktemp("tiny_lac"))
 
 
-def lac_embed(lac_path, outputs=("states", "scores"), dropout=0.0):
+def lac_embed(lac_path, outputs=("states", "scores"), dropout=0.0, width=None):
     model = small_model()
     inner = model["embed"]
     model["embed"] = {
         "@architectures": "spacy-lexner.LACEmbed.v1",
         "outputs": list(outputs),
+        "width": width,
         "dropout": dropout,
         "lac_path": str(lac_path),
         "embed": inner,
@@ -94,6 +95,24 @@ def test_tiny_onnx_model_reproduced_one_text_and_batched(tiny_lac):
         if text:
             numpy.testing.assert_allclose(batched[i, : len(text)], onnx_scores(tiny_lac, text), atol=1e-4, rtol=0)
         assert not batched[i, len(text) :].any()
+
+
+def test_fused_cpu_path_equals_torch_gru(tiny_lac):
+    """Prediction on the CPU runs both GRU layers in fused_bigru, with the
+    first layer's input gates read from a per-character table; training
+    and GPUs run torch's packed GRUs. Both give the same states."""
+    module = lac_module(read_lac(str(tiny_lac)), outputs=("embeddings", "states1", "states", "scores")).eval()
+    rng = numpy.random.default_rng(0)
+    alphabet = CHARS + ["Ａ", "東", "?", "\n"]
+    texts = ["".join(rng.choice(alphabet, size=n)) for n in (17, 1, 0, 9, 17, 3)]
+    lengths = torch.tensor([len(t) for t in texts])
+    codes = torch.from_numpy(code_points(texts, 17))
+    with torch.no_grad():
+        fused = module(codes, lengths)
+    with torch.enable_grad():
+        packed = module(codes, lengths)
+    numpy.testing.assert_allclose(fused.numpy(), packed.detach().numpy(), atol=1e-5, rtol=0)
+    assert not fused[2].any()
 
 
 def test_lookup_follows_lac(tiny_lac):
@@ -149,7 +168,7 @@ def test_frozen_and_module_does_not_train(tiny_lac):
 @pytest.fixture(scope="module")
 def trained(tiny_lac, tmp_path_factory):
     nlp = spacy.blank("zh")
-    nlp.add_pipe("lexner_tagger", config={"model": lac_embed(tiny_lac, dropout=0.1)})
+    nlp.add_pipe("lexner_tagger", config={"model": lac_embed(tiny_lac, dropout=0.1, width=16)})
     examples = make_examples(nlp)
     train_nlp(nlp, examples, n_iter=40)
     return nlp
@@ -180,10 +199,13 @@ def test_lac_features_change_the_output(trained, tiny_lac):
     lattice = tagger._lattice(["张三在北京大学工作。", "李四"])
     X = embed.predict(lattice).X
     inner = embed.get_ref("embed").predict(lattice).X
-    assert X.shape[-1] == inner.shape[-1] + 256 + 59
+    assert X.shape[-1] == inner.shape[-1] + 16  # LAC's 256 + 59 outputs, projected to width 16
     numpy.testing.assert_array_equal(X[..., : inner.shape[-1]], inner)
-    assert numpy.abs(X[0, :10, inner.shape[-1] :]).sum() > 0
-    assert not X[1, 2:, inner.shape[-1] :].any()
+    features = embed.get_ref("lac").predict((code_points(lattice.texts, 10), lattice.lengths))
+    assert features.shape == (2, 10, 256 + 59)
+    assert numpy.abs(features[0]).sum() > 0 and not features[1, 2:].any()
+    projected = X[..., inner.shape[-1] :]
+    assert numpy.abs(projected[0] - projected[0].mean(0)).sum() > 0  # varies with the characters
 
 
 def test_lac_char_vectors_fill_the_char_table(tiny_lac):
