@@ -60,7 +60,7 @@ NUMBER_CHECKS: Dict[str, List[Tuple[str, str, str]]] = {
         (r"\(`warmup_linear\.v1`, (\d+) warm-up steps\)", RESUME, "training.optimizer.learn_rate.warmup_steps"),
         (r"Weibo dev set \(width (\d+),", WEIBO, TAGGER + "model.encoder.hidden_width"),
         (r"Weibo dev set \(width \d+, dropout ([\d.]+),", WEIBO, TAGGER + "model.encoder.dropout"),
-        (r"learning rate ([\d.]+)\)\. `resume\.cfg`", WEIBO, "training.optimizer.learn_rate.initial_rate"),
+        (r"learning rate ([\d.]+)\), and adds world knowledge", WEIBO, "training.optimizer.learn_rate.initial_rate"),
     ],
     "docs/lexicon.md": [
         (r"`max_length` \((\d+) characters\)", "const:spacy_lexner/lexicon/lexicon.py", "DEFAULT_MAX_LENGTH"),
@@ -126,9 +126,17 @@ def read_config(path: Path) -> configparser.ConfigParser:
     return parser
 
 
+# An embed layer that extends another (spacy-lexner.LACEmbed.v1) holds the
+# SoftLexicon block one level down: the docs' embed columns describe that one.
+WRAPPED_EMBED = ("components.lexner_tagger.model.embed", "components.lexner_tagger.model.embed.embed")
+
+
 def config_value(path: Path, dotted: str) -> Optional[Any]:
     section, _, key = dotted.rpartition(".")
     parser = read_config(path)
+    outer, inner = WRAPPED_EMBED
+    if section == outer and parser.has_section(inner):
+        section = inner
     if not parser.has_option(section, key):
         return None
     return parse_value(parser.get(section, key))
