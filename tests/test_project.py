@@ -25,7 +25,9 @@ def make_project(root: Path) -> None:
     (root / "configs").mkdir()
     # Name replacement types every word of jieba's dictionary with LAC once
     # per training (about 20 s): here a short typed list keeps the test fast.
-    (root / "names.txt").write_text("姚明 97 nr\n马云 100 nr\n复旦大学 50 nt\n杭州 300 ns\n明白 500 nr\n", encoding="utf-8")
+    (root / "names.txt").write_text(
+        "姚明 97 nr\n马云 100 nr\n复旦大学 50 nt\n杭州 300 ns\n明白 500 nr\n", encoding="utf-8"
+    )
     config = (REPO_ROOT / "configs" / "weibo.cfg").read_text(encoding="utf-8")
     assert "\nlexicon_path = null\n" in config
     config = config.replace("\nlexicon_path = null\n", '\nlexicon_path = "names.txt"\n', 1)
