@@ -109,6 +109,7 @@ VARIANTS: Dict[str, Callable[[Config], None]] = {
     "lac_all_w128_names1": _with_names(_lac(["states1", "states", "scores"], width=128), 1),
     "lac_ss_w64_names1": _with_names(_lac(["states", "scores"], width=64), 1),
     "lac_all_names1_teacherlabels": _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True),
+    "lac_states1_w64_names1": _with_names(_lac(["states1"], width=64), 1),
     "lac_all_names3": _with_names(_lac(["states1", "states", "scores"]), 3),
     "lac_all_w64_h200_names1": _with_names(_lac(["states1", "states", "scores"], width=64, hidden=200), 1),
 }
