@@ -32,6 +32,19 @@ REPO = Path(__file__).resolve().parent.parent
 LAC = "spacy-lexner.LACEmbed.v1"
 
 
+def _plain_corpus(config: Config) -> None:
+    """[corpora.train] as spacy.Corpus.v1 (the shipped config may name a
+    name-replacement reader; variants without names must not)."""
+    train = config["corpora"]["train"]
+    config["corpora"]["train"] = {
+        "@readers": "spacy.Corpus.v1",
+        "path": train["path"],
+        "max_length": 0,
+        "gold_preproc": False,
+        "limit": 0,
+    }
+
+
 def _soft_lexicon(embed: Dict) -> Dict:
     """The SoftLexicon block of an embed block (unwrapping a LACEmbed)."""
     return copy.deepcopy(embed["embed"] if embed.get("@architectures") == LAC else embed)
@@ -45,6 +58,7 @@ def _lac(
     hidden: Optional[int] = None,
 ) -> Callable[[Config], None]:
     def apply(config: Config) -> None:
+        _plain_corpus(config)
         model = config["components"]["lexner_tagger"]["model"]
         inner = _soft_lexicon(model["embed"])
         if hidden is not None:
@@ -85,6 +99,7 @@ def _with_names(apply_embed: Callable[[Config], None], copies: int, **settings: 
 
 
 def _without_lac(config: Config) -> None:
+    _plain_corpus(config)
     model = config["components"]["lexner_tagger"]["model"]
     model["embed"] = _soft_lexicon(model["embed"])
 
@@ -110,6 +125,9 @@ VARIANTS: Dict[str, Callable[[Config], None]] = {
     "lac_ss_w64_names1": _with_names(_lac(["states", "scores"], width=64), 1),
     "lac_all_names1_teacherlabels": _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True),
     "lac_states1_w64_names1": _with_names(_lac(["states1"], width=64), 1),
+    "lac_all_h100_names1": _with_names(_lac(["states1", "states", "scores"], hidden=100), 1),
+    "lac_all_w64_h100_names1": _with_names(_lac(["states1", "states", "scores"], width=64, hidden=100), 1),
+    "lac_all_names2_teacherlabels": _with_names(_lac(["states1", "states", "scores"]), 2, teacher_labels=True),
     "lac_all_names3": _with_names(_lac(["states1", "states", "scores"]), 3),
     "lac_all_w64_h200_names1": _with_names(_lac(["states1", "states", "scores"], width=64, hidden=200), 1),
 }
