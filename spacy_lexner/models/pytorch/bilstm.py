@@ -1,7 +1,7 @@
 """The torch module of spacy-lexner.BiLSTMEncoder.v1 (see models/encoders/bilstm.py)."""
 
 import warnings
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy
 import torch
@@ -122,20 +122,29 @@ def fused_bilstm(layers: List[FusedLayer], X: torch.Tensor, lengths: torch.Tenso
     packed arrays with no padding.
     """
     batch, width = X.shape[0], X.shape[1]
+    positions, n_active, offsets = fused_schedule(lengths, width)
+    inputs = X.reshape(batch * width, -1)
+    for layer in layers:
+        inputs = _fused_layer(layer, inputs, positions, n_active, offsets, batch * width)
+    return inputs.view(batch, width, -1)
+
+
+def fused_schedule(lengths: torch.Tensor, width: int) -> Tuple[torch.Tensor, List[int], List[int]]:
+    """Where a fused bidirectional recurrence reads, over texts of these
+    lengths padded to width: positions [2, n_chars] (flat padded index of the
+    forward and the backward direction's char, in step order), and the number
+    of rows still running at each step and where each step starts. Rows are
+    sorted by length, so step t works on rows 0..n_t-1."""
     sorted_lengths, order = torch.sort(lengths.cpu(), descending=True)
     lengths_np = sorted_lengths.numpy()
-    # Time-major positions of the real chars: step t holds rows 0..n_t-1.
-    valid = lengths_np[None, :] > numpy.arange(width)[:, None]  # [T, B]
+    valid = lengths_np[None, :] > numpy.arange(width)[:, None]  # [T, B], time-major
     steps, rows = numpy.nonzero(valid)
     n_active = valid.sum(axis=1)
     n_active = n_active[n_active > 0].tolist()
     offsets = numpy.concatenate([[0], numpy.cumsum(n_active)]).tolist()
     original_rows = order.numpy()[rows] * width
     positions = torch.from_numpy(numpy.stack([original_rows + steps, original_rows + lengths_np[rows] - 1 - steps]))
-    inputs = X.reshape(batch * width, -1)
-    for layer in layers:
-        inputs = _fused_layer(layer, inputs, positions, n_active, offsets, batch * width)
-    return inputs.view(batch, width, -1)
+    return positions, n_active, offsets
 
 
 def _fused_layer(

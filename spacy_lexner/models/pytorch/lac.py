@@ -19,10 +19,11 @@ packed to its own length, which equals the ONNX model on one unpadded text.
 
 from typing import List, Optional, Sequence, Tuple
 
-import numpy
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .bilstm import fused_schedule
 
 # Outputs a tagger can read, in the order they are concatenated, and their widths.
 LAC_OUTPUTS = ("embeddings", "states1", "states", "scores")
@@ -174,15 +175,7 @@ def fused_bigru(
     real characters only, rows sorted by length.
     """
     batch, width = rows.shape
-    sorted_lengths, order = torch.sort(lengths.cpu(), descending=True)
-    lengths_np = sorted_lengths.numpy()
-    valid = lengths_np[None, :] > numpy.arange(width)[:, None]  # [T, B]: step t holds rows 0..n_t-1
-    steps, sorted_rows = numpy.nonzero(valid)
-    n_active = valid.sum(axis=1)
-    n_active = n_active[n_active > 0].tolist()
-    offsets = numpy.concatenate([[0], numpy.cumsum(n_active)]).tolist()
-    starts = order.numpy()[sorted_rows] * width
-    positions = torch.from_numpy(numpy.stack([starts + steps, starts + lengths_np[sorted_rows] - 1 - steps]))
+    positions, n_active, offsets = fused_schedule(lengths, width)
     flat_rows = rows.reshape(-1)
     gates1 = torch.stack([char_gates[0, flat_rows[positions[0]]], char_gates[1, flat_rows[positions[1]]]])
     states1 = _fused_gru_layer(layer1, gates1, positions, n_active, offsets, batch * width)
