@@ -139,3 +139,22 @@ def test_predictions_between_updates_follow_the_training():
         assert numpy.array_equal(tags, theirs.decode(None))
         # scores, not only the best paths: stale weights would change them
         assert numpy.allclose(ours.log_likelihood(tags), theirs.log_likelihood(tags), atol=1e-4)
+
+
+def test_quantize_off_the_cpu_predicts_in_float_with_one_warning():
+    """weibo.cfg ships quantize = true; on a GPU (here torch's meta device,
+    which is not the CPU either) the shim keeps the float module and warns once."""
+    import warnings
+
+    from spacy_lexner.util.torch_utils import make_shim
+
+    shim = make_shim(torch.nn.Linear(2, 2))
+    shim._model = torch.nn.Linear(2, 2, device="meta")  # the shim's device is its parameters'
+    assert shim.device.type == "meta"
+    with pytest.warns(UserWarning, match="int8 on the CPU only"):
+        shim.set_quantized(True)
+    assert shim.quantize is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shim.set_quantized(True)  # no second warning
+    assert shim._inference_module() is shim._model
