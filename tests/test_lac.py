@@ -305,18 +305,17 @@ def test_name_replacement_swaps_names_of_the_same_type(tmp_path):
 
 
 def test_name_replacement_teacher_keeps_what_lac_reads_as_names(tmp_path, tiny_lac):
-    from spacy_lexner.corpora.name_replacement import lexicon_names
-    from spacy_lexner.models.lac import name_types
+    from spacy_lexner.corpora.name_replacement import TeacherSources, lexicon_names
+    from spacy_lexner.models.lac import LACNameReader
 
     weights = read_lac(str(tiny_lac))
     words = ["王五", "李四", "上海", "腾讯公司", "明白"]
-    read = name_types(words, weights)
+    read = LACNameReader(weights).types(words)
     assert len(read) == len(words) and set(read) <= {"PER", "LOC", "ORG", None}
     names = lexicon_names(
-        _typed_lexicon(tmp_path / "words.txt"),
+        TeacherSources(_typed_lexicon(tmp_path / "words.txt"), str(tiny_lac)),
         {"PER": ["nr"], "LOC": ["ns"], "ORG": ["nt"]},
         teacher=True,
-        lac_path=str(tiny_lac),
     )
     expected_type = {"王五": "PER", "李四": "PER", "明白": "PER", "上海": "LOC", "腾讯公司": "ORG"}
     kept = {word for entries in names.values() for word, _ in entries}
@@ -330,19 +329,19 @@ def test_name_replacement_refuses_bad_settings(tmp_path):
         reader(tmp_path / "train.spacy", labels={"PER.NAM": "PERSON"})
     with pytest.raises(ValueError, match="copies must be 0 or more"):
         reader(tmp_path / "train.spacy", copies=-1)
-    from spacy_lexner.corpora.name_replacement import lexicon_names
+    from spacy_lexner.corpora.name_replacement import TeacherSources, lexicon_names
 
     with pytest.raises(ValueError, match="needs lexicon_types, the teacher"):
-        lexicon_names(_typed_lexicon(tmp_path / "words.txt"), None, teacher=False)
+        lexicon_names(TeacherSources(_typed_lexicon(tmp_path / "words.txt")), None, teacher=False)
 
 
 def test_name_replacement_teacher_alone_types_every_word(tmp_path, tiny_lac):
-    from spacy_lexner.corpora.name_replacement import lexicon_names
-    from spacy_lexner.models.lac import name_types
+    from spacy_lexner.corpora.name_replacement import TeacherSources, lexicon_names
+    from spacy_lexner.models.lac import LACNameReader
 
     words = ["王五", "李四", "上海", "腾讯公司", "明白"]
-    names = lexicon_names(_typed_lexicon(tmp_path / "words.txt"), None, lac_path=str(tiny_lac))
-    read = dict(zip(words, name_types(words, read_lac(str(tiny_lac)))))
+    names = lexicon_names(TeacherSources(_typed_lexicon(tmp_path / "words.txt"), str(tiny_lac)), None)
+    read = dict(zip(words, LACNameReader(read_lac(str(tiny_lac))).types(words)))
     for name_type, entries in names.items():
         assert {word for word, _ in entries} == {word for word, found in read.items() if found == name_type}
 
@@ -350,14 +349,14 @@ def test_name_replacement_teacher_alone_types_every_word(tmp_path, tiny_lac):
 def test_teacher_labels_add_lexicon_names_where_the_gold_has_none(tmp_path, tiny_lac):
     """teacher_labels: LAC's names in context that are lexicon words and
     overlap no gold entity join the gold, under their type's corpus label."""
-    from spacy_lexner.corpora.name_replacement import _known_teacher_names
-    from spacy_lexner.models.lac import name_spans
+    from spacy_lexner.corpora.name_replacement import TeacherSources
+    from spacy_lexner.models.lac import LACNameReader
 
     nlp = spacy.blank("zh")
     words = _typed_lexicon(tmp_path / "words.txt")
     texts = [eg.reference.text for eg in make_examples(nlp)]
-    read = name_spans(texts, read_lac(str(tiny_lac)))
-    known = _known_teacher_names(texts, lexicon_path=words, lac_path=str(tiny_lac), min_length=2)
+    read = LACNameReader(read_lac(str(tiny_lac))).spans(texts)
+    known = TeacherSources(words, str(tiny_lac)).known_names(texts, min_length=2)
     lexicon = {"王五", "李四", "上海", "腾讯公司", "明白", "北"}
     for text, spans, kept in zip(texts, read, known):
         assert kept == [(s, e, t) for s, e, t in spans if e - s >= 2 and text[s:e] in lexicon]

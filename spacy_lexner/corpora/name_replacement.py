@@ -19,7 +19,7 @@ probability proportional to frequency ** `frequency_power`, so well-known
 names come up more often.
 """
 
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -30,8 +30,8 @@ from spacy.training.corpus import create_docbin_reader
 from spacy.util import logger, registry
 
 from ..lexicon.lexicon import jieba_dict_path
-from ..lexicon.readers import read_lexicon_file
-from ..models.lac import NAME_TYPES, name_spans, name_types, read_lac
+from ..lexicon.readers import LexiconEntry, read_lexicon_file
+from ..models.lac import NAME_TYPES, LACNameReader, read_lac
 
 # (start, end, name type or label)
 Span = Tuple[int, int, str]
@@ -64,16 +64,54 @@ class NameLists:
         return words[int(rng.choice(len(words), p=self.probabilities[name_type]))]
 
 
+class TeacherSources:
+    """The word list and LAC, each read once, on first use: the name lists
+    and the teacher's labels of a training run share them."""
+
+    def __init__(self, lexicon_path: Optional[Path] = None, lac_path: Optional[str] = None) -> None:
+        self.lexicon_path = lexicon_path
+        self.lac_path = lac_path
+        self._entries: Optional[List[LexiconEntry]] = None
+        self._words: Optional[frozenset] = None
+        self._reader: Optional[LACNameReader] = None
+
+    @property
+    def entries(self) -> List[LexiconEntry]:
+        """(word, freq, type) of each line of the word list (jieba's by default)."""
+        if self._entries is None:
+            path = self.lexicon_path if self.lexicon_path is not None else jieba_dict_path()
+            self._entries = list(read_lexicon_file(path, default_freq=1.0))
+        return self._entries
+
+    @property
+    def words(self) -> frozenset:
+        if self._words is None:
+            self._words = frozenset(word for word, _, _ in self.entries)
+        return self._words
+
+    @property
+    def reader(self) -> LACNameReader:
+        if self._reader is None:
+            self._reader = LACNameReader(read_lac(self.lac_path))
+        return self._reader
+
+    def known_names(self, texts: Sequence[str], min_length: int) -> List[List[Span]]:
+        """The names LAC reads in each text that are words of the list."""
+        return [
+            [(s, e, t) for s, e, t in spans if e - s >= min_length and text[s:e] in self.words]
+            for text, spans in zip(texts, self.reader.spans(texts))
+        ]
+
+
 def lexicon_names(
-    lexicon_path: Optional[Path],
+    sources: TeacherSources,
     jieba_tags: Optional[Dict[str, List[str]]],
     *,
     teacher: bool = True,
-    lac_path: Optional[str] = None,
     min_length: int = 2,
 ) -> Dict[str, List[Tuple[str, float]]]:
-    """The words of a word list (jieba's by default) by name type, with
-    their frequencies.
+    """The words of the sources' word list by name type, with their
+    frequencies.
 
     jieba_tags: the list's word types of each name type; a word is a name
         of the type its tag gives. None: every word is a candidate and
@@ -86,13 +124,12 @@ def lexicon_names(
     unknown = sorted(set(jieba_tags or {}) - set(NAME_TYPES))
     if unknown:
         raise ValueError(f"lexicon_types: unknown name types {unknown}; use {list(NAME_TYPES)}.")
-    path = lexicon_path if lexicon_path is not None else jieba_dict_path()
     candidates: Dict[str, Tuple[Optional[str], float]] = {}
-    for word, freq, tag in read_lexicon_file(path, default_freq=1.0):
+    for word, freq, tag in sources.entries:
         if len(word) >= min_length and not word.isspace() and (jieba_tags is None or tag in type_of_tag):
             candidates.setdefault(word, (type_of_tag.get(tag or ""), float(freq or 1.0)))
     words = list(candidates)
-    found = name_types(words, read_lac(lac_path)) if teacher else [candidates[word][0] for word in words]
+    found = sources.reader.types(words) if teacher else [candidates[word][0] for word in words]
     names: Dict[str, List[Tuple[str, float]]] = {name_type: [] for name_type in NAME_TYPES}
     for word, name_type in zip(words, found):
         tagged, freq = candidates[word]
@@ -268,34 +305,13 @@ def create_name_replacement_corpus(
         )
     corpus = create_docbin_reader(path, gold_preproc, max_length, limit)  # spacy.Corpus.v1, its checks included
 
-    def make_names() -> NameLists:
-        found = lexicon_names(lexicon_path, lexicon_types, teacher=teacher, lac_path=lac_path, min_length=min_length)
-        return NameLists(found, frequency_power)
+    sources = TeacherSources(lexicon_path, lac_path)
 
-    teacher_names = None
-    if teacher_labels:
-        teacher_names = partial(
-            _known_teacher_names, lexicon_path=lexicon_path, lac_path=lac_path, min_length=min_length
-        )
+    def make_names() -> NameLists:
+        return NameLists(lexicon_names(sources, lexicon_types, teacher=teacher, min_length=min_length), frequency_power)
+
+    teacher_names = partial(sources.known_names, min_length=min_length) if teacher_labels else None
     return NameReplacementCorpus(corpus, labels, copies, make_names, seed, teacher_names)
 
 
-def _known_teacher_names(
-    texts: Sequence[str], *, lexicon_path: Optional[Path], lac_path: Optional[str], min_length: int
-) -> List[List[Span]]:
-    """The names LAC reads in each text that are words of the lexicon."""
-    words = _lexicon_words(lexicon_path)
-    found = name_spans(texts, read_lac(lac_path))
-    return [
-        [(s, e, t) for s, e, t in spans if e - s >= min_length and text[s:e] in words]
-        for text, spans in zip(texts, found)
-    ]
-
-
-@lru_cache(maxsize=4)
-def _lexicon_words(lexicon_path: Optional[Path]) -> frozenset:
-    path = lexicon_path if lexicon_path is not None else jieba_dict_path()
-    return frozenset(word for word, _, _ in read_lexicon_file(path, default_freq=1.0))
-
-
-__all__: Sequence[str] = ["NameReplacementCorpus", "create_name_replacement_corpus", "lexicon_names"]
+__all__: Sequence[str] = ["NameReplacementCorpus", "TeacherSources", "create_name_replacement_corpus", "lexicon_names"]

