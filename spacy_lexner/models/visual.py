@@ -55,7 +55,7 @@ def build_visual_gate_embed(
     )
 
 
-def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
+def _init(model: Model, X: Optional[Lattice] = None, Y: Any = None) -> None:
     embed, gate = model.layers
     embed.initialize(X=X)
     gate.set_dim("nI", embed.get_dim("nO"), force=True)
