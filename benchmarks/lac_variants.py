@@ -98,6 +98,27 @@ def _with_names(apply_embed: Callable[[Config], None], copies: int, **settings: 
     return apply
 
 
+def _with_training(
+    apply_embed: Callable[[Config], None], max_steps: Optional[int] = None, **optimizer: Any
+) -> Callable[[Config], None]:
+    """A variant with another training length (the learning rate still
+    decays linearly to 0 at max_steps) or other [training.optimizer]
+    settings (parameter averaging, the peak learning rate)."""
+
+    def apply(config: Config) -> None:
+        apply_embed(config)
+        if max_steps is not None:
+            config["training"]["max_steps"] = max_steps
+        settings = config["training"]["optimizer"]
+        for key, value in optimizer.items():
+            if key == "learn_rate":
+                settings["learn_rate"]["initial_rate"] = value
+            else:
+                settings[key] = value
+
+    return apply
+
+
 def _without_lac(config: Config) -> None:
     _plain_corpus(config)
     model = config["components"]["lexner_tagger"]["model"]
@@ -130,6 +151,31 @@ VARIANTS: Dict[str, Callable[[Config], None]] = {
     "lac_all_names2_teacherlabels": _with_names(_lac(["states1", "states", "scores"]), 2, teacher_labels=True),
     "lac_all_names3": _with_names(_lac(["states1", "states", "scores"]), 3),
     "lac_all_w64_h200_names1": _with_names(_lac(["states1", "states", "scores"], width=64, hidden=200), 1),
+    "lac_all_names1_avg": _with_training(_with_names(_lac(["states1", "states", "scores"]), 1), use_averages=True),
+    "lac_all_names1_teacherlabels_avg": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True), use_averages=True
+    ),
+    "lac_all_names1_avg_lr2": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1), use_averages=True, learn_rate=0.002
+    ),
+    "lac_all_names1_s1000": _with_training(_with_names(_lac(["states1", "states", "scores"]), 1), max_steps=1000),
+    "lac_all_names1_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1), max_steps=1000, use_averages=True
+    ),
+    "lac_all_names1_avg_s1500": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1), max_steps=1500, use_averages=True
+    ),
+    "lac_all_names1_teacherlabels_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True), max_steps=1000, use_averages=True
+    ),
+    "lac_all_names1_cmp3_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, compound_share=0.3), max_steps=1000, use_averages=True
+    ),
+    "lac_all_names1_teacherlabels_cmp3_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True, compound_share=0.3),
+        max_steps=1000,
+        use_averages=True,
+    ),
 }
 
 
@@ -169,6 +215,7 @@ def run_one(dataset: str, variant: str, seed: int, paths: Dict[str, Path], args:
         "seed": seed,
         "threads": args.threads,
         "max_steps": args.max_steps or variant_config(dataset, variant)["training"]["max_steps"],
+        "use_averages": variant_config(dataset, variant)["training"]["optimizer"]["use_averages"],
         "train_wall_s": round(wall, 1),
         "dev_f": round(100 * meta["performance"]["ents_f"], 2),
         "everyday": score_model(best, args.everyday) if args.everyday.exists() else None,

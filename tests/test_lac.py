@@ -380,3 +380,91 @@ def test_teacher_labels_add_lexicon_names_where_the_gold_has_none(tmp_path, tiny
             if not any(s < ge and gs < e for gs, ge, _ in gold)
         ]
         assert ents_of(completed.reference) == sorted(gold + extra)
+
+
+class _RuleReader:
+    """A stand-in for LACNameReader.types: a name with a middle dot is one
+    person, a place and a company together are one organisation unless they
+    start with 北."""
+
+    def types(self, words):
+        return [
+            "PER" if "·" in word else "ORG" if word.endswith("公司") and not word.startswith("北") else None
+            for word in words
+        ]
+
+
+def test_compound_names_keep_the_pairs_the_teacher_reads_as_one_name():
+    import numpy
+
+    from spacy_lexner.corpora.name_replacement import NameLists, compound_names
+
+    names = NameLists(
+        {"PER": [("王五", 1.0), ("李四", 1.0)], "LOC": [("上海", 1.0), ("北京", 1.0)], "ORG": [("腾讯公司", 1.0)]},
+        frequency_power=0.5,
+    )
+    compounds = compound_names(names, _RuleReader(), 50, numpy.random.default_rng(0))
+    assert set(compounds["PER"]) == {f"{a}·{b}" for a in ("王五", "李四") for b in ("王五", "李四")}
+    assert compounds["ORG"] == ["上海腾讯公司"]  # 北京腾讯公司 is not read as one name
+    # A pattern whose parts are missing is skipped.
+    assert compound_names(NameLists({"PER": [("王五", 1.0)]}, 0.5), _RuleReader(), 5, numpy.random.default_rng(0)) == {
+        "PER": ["王五·王五"]
+    }
+
+
+def test_name_lists_draw_compounds_at_their_share():
+    import numpy
+
+    from spacy_lexner.corpora.name_replacement import NameLists
+
+    entries = {"PER": [("王五", 1.0)], "LOC": [("上海", 1.0)]}
+    rng = numpy.random.default_rng(0)
+    never = NameLists(entries, 0.5, {"PER": ["王五·李四"]}, compound_share=0.0)
+    always = NameLists(entries, 0.5, {"PER": ["王五·李四"]}, compound_share=1.0)
+    half = NameLists(entries, 0.5, {"PER": ["王五·李四"]}, compound_share=0.5)
+    assert {never.draw("PER", rng) for _ in range(50)} == {"王五"}
+    assert {always.draw("PER", rng) for _ in range(50)} == {"王五·李四"}
+    assert {always.draw("LOC", rng) for _ in range(20)} == {"上海"}  # no compounds of this type
+    share = sum(half.draw("PER", rng) == "王五·李四" for _ in range(2000)) / 2000
+    assert 0.45 < share < 0.55
+    assert len(always) == 3
+
+
+def test_name_replacement_with_compounds(tmp_path, monkeypatch):
+    from spacy_lexner.corpora.name_replacement import TeacherSources
+
+    reader = spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v1")
+    with pytest.raises(ValueError, match="compound_share is a share"):
+        reader(tmp_path / "train.spacy", compound_share=1.5)
+    with pytest.raises(ValueError, match="compound_share needs the teacher"):
+        reader(tmp_path / "train.spacy", compound_share=0.5, teacher=False)
+
+    class Teacher(_RuleReader):
+        single = {"王五": "PER", "李四": "PER", "上海": "LOC", "腾讯公司": "ORG"}
+
+        def types(self, words):
+            return [self.single.get(word, found) for word, found in zip(words, super().types(words))]
+
+    monkeypatch.setattr(TeacherSources, "reader", property(lambda self: Teacher()))
+    nlp = spacy.blank("zh")
+    corpus = reader(
+        _docbin(nlp, tmp_path / "train.spacy"),
+        labels={"PER": "PER", "ORG": "ORG"},
+        copies=2,
+        lexicon_path=_typed_lexicon(tmp_path / "words.txt"),
+        compound_share=1.0,
+        seed=1,
+    )
+    examples = list(corpus(nlp))
+    assert corpus.names.compounds["ORG"] == ["上海腾讯公司"]
+    assert set(corpus.names.compounds["PER"]) == {f"{a}·{b}" for a in ("王五", "李四") for b in ("王五", "李四")}
+    originals = make_examples(nlp)
+    copies = [eg for eg in examples if eg.reference.text not in {o.reference.text for o in originals}]
+    labels = [ent.label_ for copy in copies for ent in copy.reference.ents]
+    assert "PER" in labels and "ORG" in labels
+    for copy in copies:
+        for ent in copy.reference.ents:
+            if ent.label_ == "PER":
+                assert ent.text in corpus.names.compounds["PER"]
+            elif ent.label_ == "ORG":
+                assert ent.text == "上海腾讯公司"
