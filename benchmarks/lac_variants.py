@@ -9,7 +9,8 @@ outputs and settings). Every run trains with `python -m spacy train` in its
 own process (threads fixed, printed), then model-best is scored on the dev
 set (best dev F1, as spaCy picked it) and on the everyday-names set
 (benchmarks/everyday_names.py), never on test. Finished runs are kept in
---output and skipped when the command runs again.
+--output and skipped when the command runs again. `--test` also scores
+model-best on the test split: use it once, on the setting chosen on dev.
 """
 
 import argparse
@@ -26,7 +27,7 @@ from thinc.api import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from everyday_names import score_model  # noqa: E402
-from run_benchmark import convert, thread_env  # noqa: E402
+from run_benchmark import convert, evaluate, thread_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LAC = "spacy-lexner.LACEmbed.v1"
@@ -176,6 +177,31 @@ VARIANTS: Dict[str, Callable[[Config], None]] = {
         max_steps=1000,
         use_averages=True,
     ),
+    "lac_all_names2_teacherlabels_cmp3_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 2, teacher_labels=True, compound_share=0.3),
+        max_steps=1000,
+        use_averages=True,
+    ),
+    "lac_all_names1_teacherlabels_cmp5_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True, compound_share=0.5),
+        max_steps=1000,
+        use_averages=True,
+    ),
+    "lac_all_names1_teacherlabels_cmp3_avg_s1500": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True, compound_share=0.3),
+        max_steps=1500,
+        use_averages=True,
+    ),
+    "lac_all_names1_teacherlabels_cmp7_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 1, teacher_labels=True, compound_share=0.7),
+        max_steps=1000,
+        use_averages=True,
+    ),
+    "lac_all_names2_teacherlabels_cmp5_avg_s1000": _with_training(
+        _with_names(_lac(["states1", "states", "scores"]), 2, teacher_labels=True, compound_share=0.5),
+        max_steps=1000,
+        use_averages=True,
+    ),
 }
 
 
@@ -193,6 +219,9 @@ def run_one(dataset: str, variant: str, seed: int, paths: Dict[str, Path], args:
         result = json.loads(result_file.read_text())
         if result["everyday"] is None and args.everyday.exists():
             result["everyday"] = score_model(run_dir / "training" / "model-best", args.everyday)
+            result_file.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        if args.test and "test" not in result:
+            result["test"] = _test_scores(run_dir, paths)
             result_file.write_text(json.dumps(result, indent=2, ensure_ascii=False))
         return result
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -220,8 +249,15 @@ def run_one(dataset: str, variant: str, seed: int, paths: Dict[str, Path], args:
         "dev_f": round(100 * meta["performance"]["ents_f"], 2),
         "everyday": score_model(best, args.everyday) if args.everyday.exists() else None,
     }
+    if args.test:
+        result["test"] = _test_scores(run_dir, paths)
     result_file.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
+
+
+def _test_scores(run_dir: Path, paths: Dict[str, Path]) -> Dict[str, float]:
+    scores = evaluate(run_dir / "training" / "model-best", paths["test"])
+    return {key: round(scores[key], 2) for key in ("p", "r", "f")}
 
 
 def main() -> None:
@@ -234,6 +270,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=0, help="0: the config's own")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--test", action="store_true", help="also score model-best on test (the chosen setting only)")
     parser.add_argument("--everyday", type=Path, default=REPO / "benchmarks" / "data" / "everyday_names.jsonl")
     args = parser.parse_args()
     print(f"torch threads per training: {args.threads}; trainings at once: {args.jobs}", flush=True)
@@ -244,15 +281,18 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda job: run_one(*job, args), jobs))
     print(
-        f"\n| dataset | variant | seed | steps | dev F1 | everyday P / R / F (typed) | train s ({args.threads} thread) |"
+        f"\n| dataset | variant | seed | steps | dev F1 | everyday P / R / F (typed) | test P / R / F "
+        f"| train s ({args.threads} thread) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         e = r["everyday"]["typed"] if r["everyday"] else None
         everyday = f"{e['p']:.1f} / {e['r']:.1f} / {e['f']:.1f}" if e else "not measured"
+        t = r.get("test")
+        test = f"{t['p']:.2f} / {t['r']:.2f} / {t['f']:.2f}" if t else "not run"
         print(
             f"| {r['dataset']} | {r['variant']} | {r['seed']} | {r['max_steps']} | {r['dev_f']:.2f} "
-            f"| {everyday} | {r['train_wall_s']:.0f} |"
+            f"| {everyday} | {test} | {r['train_wall_s']:.0f} |"
         )
 
 

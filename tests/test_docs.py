@@ -43,8 +43,8 @@ NUMBER_CHECKS: Dict[str, List[Tuple[str, str, str]]] = {
     ],
     "docs/project.md": [
         (r"`vars\.max_steps` = (\d[\d,]*)", PROJECT, "vars.max_steps"),
-        (r"the config's own `max_steps = (\d+)`", WEIBO, "training.max_steps"),
-        (r"full length, add `--vars\.max_steps (\d+)`", WEIBO, "training.max_steps"),
+        (r"as many as `configs/weibo\.cfg` \(`max_steps = (\d+)`", WEIBO, "training.max_steps"),
+        (r"config's length \(`resume\.cfg` (\d+)\)", RESUME, "training.max_steps"),
         (r"\| `max_steps`, `eval_frequency` \| `(\d+)`, `\d+` \|", PROJECT, "vars.max_steps"),
         (r"\| `max_steps`, `eval_frequency` \| `\d+`, `(\d+)` \|", PROJECT, "vars.eval_frequency"),
         (r"`package_name`, `package_version` \| `[^`]+`, `([^`]+)` \|", PROJECT, "vars.package_version"),
@@ -380,12 +380,12 @@ def test_checks_fail_on_a_wrong_copy(tmp_path: Path) -> None:
         assert old in text, (name, old)
         path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
-    edit("docs/project.md", "`vars.max_steps` = 1500", "`vars.max_steps` = 2000")
+    edit("docs/project.md", "`vars.max_steps` = 1000", "`vars.max_steps` = 2000")
     edit("docs/gpu.md", "(300 for Weibo)", "(200 for Weibo)")
     edit(
         "docs/lexner_tagger.md",
-        "| 3000 | 200 | 300 | 0.3 | 0.004 | false |",
-        "| 2000 | 200 | 300 | 0.3 | 0.004 | false |",
+        "| 1000 | 200 | 300 | 0.3 | 0.004 | true |",
+        "| 2000 | 200 | 300 | 0.3 | 0.004 | true |",
     )
     edit(ENCODER_DOC, "`max_words = 128`", "`max_words = 64`")
     edit("docs/gpu.md", "[project.md](project.md)", "[project.md](projects.md)")
@@ -394,7 +394,7 @@ def test_checks_fail_on_a_wrong_copy(tmp_path: Path) -> None:
 
     assert any("docs/project.md: says 2000" in p for p in problems["check_numbers"]), problems
     assert any("docs/gpu.md: says 200" in p for p in problems["check_numbers"]), problems
-    assert any("configs/weibo.cfg max_steps is 3000" in p for p in problems["check_config_tables"]), problems
+    assert any("configs/weibo.cfg max_steps is 1000" in p for p in problems["check_config_tables"]), problems
     assert any("max_words defaults to 128" in p for p in problems["check_encoder_defaults"]), problems
     assert any("projects.md: no such file" in p for p in problems["check_links"]), problems
     assert any("no heading #no-such-heading" in p for p in problems["check_links"]), problems
