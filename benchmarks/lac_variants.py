@@ -89,13 +89,13 @@ def _lac(
 
 
 def _with_names(apply_embed: Callable[[Config], None], copies: int, **settings: Any) -> Callable[[Config], None]:
-    """An embed variant trained on spacy-lexner.NameReplacementCorpus.v1 (LAC as a teacher)."""
+    """An embed variant trained on spacy-lexner.NameReplacementCorpus.v2 (LAC as a teacher)."""
 
     def apply(config: Config) -> None:
         apply_embed(config)
         train = config["corpora"]["train"]
         config["corpora"]["train"] = {
-            "@readers": "spacy-lexner.NameReplacementCorpus.v1",
+            "@readers": "spacy-lexner.NameReplacementCorpus.v2",
             "path": train["path"],
             "copies": copies,
             "seed": "${system.seed}",

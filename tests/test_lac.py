@@ -433,11 +433,15 @@ def test_name_lists_draw_compounds_at_their_share():
 def test_name_replacement_with_compounds(tmp_path, monkeypatch):
     from spacy_lexner.corpora.name_replacement import TeacherSources
 
-    reader = spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v1")
+    reader = spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v2")
     with pytest.raises(ValueError, match="compound_share is a share"):
         reader(tmp_path / "train.spacy", compound_share=1.5)
     with pytest.raises(ValueError, match="compound_share needs the teacher"):
         reader(tmp_path / "train.spacy", compound_share=0.5, teacher=False)
+    with pytest.raises(TypeError, match="compound_share"):  # v1 has no compound names
+        spacy.registry.readers.get("spacy-lexner.NameReplacementCorpus.v1")(
+            tmp_path / "train.spacy", compound_share=0.5
+        )
 
     class Teacher(_RuleReader):
         single = {"王五": "PER", "李四": "PER", "上海": "LOC", "腾讯公司": "ORG"}

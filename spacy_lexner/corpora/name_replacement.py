@@ -303,8 +303,8 @@ class NameReplacementCorpus:
         return Example.from_dict(doc, {"entities": [(s, e, label) for s, e, label in entities]})
 
 
-@registry.readers("spacy-lexner.NameReplacementCorpus.v1")
-def create_name_replacement_corpus(
+@registry.readers("spacy-lexner.NameReplacementCorpus.v2")
+def create_name_replacement_corpus_v2(
     path: Optional[Path],
     labels: Dict[str, str] = WEIBO_NAME_LABELS,
     copies: int = 1,
@@ -323,6 +323,7 @@ def create_name_replacement_corpus(
 ) -> Callable[[Language], Iterable[Example]]:
     """A training corpus (a DocBin, as spacy.Corpus.v1) in which each example
     with names is followed by copies of it with other names of the same type.
+    v2 adds compound_share to v1.
 
     path (Path): The DocBin file or folder (spacy.Corpus.v1's `path`).
     labels (Dict[str, str]): The corpus's name labels and the name type of
@@ -355,21 +356,21 @@ def create_name_replacement_corpus(
     RETURNS (Callable[[Language], Iterable[Example]]): The corpus.
     """
     if copies < 0:
-        raise ValueError(f"spacy-lexner.NameReplacementCorpus.v1: copies must be 0 or more, got {copies}.")
+        raise ValueError(f"spacy-lexner.NameReplacementCorpus: copies must be 0 or more, got {copies}.")
     unknown = sorted({value for value in labels.values()} - set(NAME_TYPES))
     if unknown:
         raise ValueError(
-            f"spacy-lexner.NameReplacementCorpus.v1: labels map to {unknown}; each label maps to one of "
+            f"spacy-lexner.NameReplacementCorpus: labels map to {unknown}; each label maps to one of "
             f"{list(NAME_TYPES)}, e.g. {WEIBO_NAME_LABELS}."
         )
     if not 0.0 <= compound_share <= 1.0:
         raise ValueError(
-            f"spacy-lexner.NameReplacementCorpus.v1: compound_share is a share of the names drawn, "
+            f"spacy-lexner.NameReplacementCorpus: compound_share is a share of the names drawn, "
             f"from 0 to 1; got {compound_share}."
         )
     if compound_share and not teacher:
         raise ValueError(
-            "spacy-lexner.NameReplacementCorpus.v1: compound_share needs the teacher (LAC decides which "
+            "spacy-lexner.NameReplacementCorpus: compound_share needs the teacher (LAC decides which "
             "two-part names are one name); set teacher = true or compound_share = 0."
         )
     corpus = create_docbin_reader(path, gold_preproc, max_length, limit)  # spacy.Corpus.v1, its checks included
@@ -394,10 +395,49 @@ def create_name_replacement_corpus(
     return NameReplacementCorpus(corpus, labels, copies, make_names, seed, teacher_names)
 
 
+@registry.readers("spacy-lexner.NameReplacementCorpus.v1")
+def create_name_replacement_corpus(
+    path: Optional[Path],
+    labels: Dict[str, str] = WEIBO_NAME_LABELS,
+    copies: int = 1,
+    lexicon_types: Optional[Dict[str, List[str]]] = None,
+    lexicon_path: Optional[Path] = None,
+    teacher: bool = True,
+    lac_path: Optional[str] = None,
+    frequency_power: float = 0.5,
+    min_length: int = 2,
+    teacher_labels: bool = False,
+    seed: int = 0,
+    gold_preproc: bool = False,
+    max_length: int = 0,
+    limit: int = 0,
+) -> Callable[[Language], Iterable[Example]]:
+    """spacy-lexner.NameReplacementCorpus.v2 without compound_share (single
+    lexicon words only); the settings are v2's."""
+    return create_name_replacement_corpus_v2(
+        path,
+        labels=labels,
+        copies=copies,
+        lexicon_types=lexicon_types,
+        lexicon_path=lexicon_path,
+        teacher=teacher,
+        lac_path=lac_path,
+        frequency_power=frequency_power,
+        min_length=min_length,
+        teacher_labels=teacher_labels,
+        compound_share=0.0,
+        seed=seed,
+        gold_preproc=gold_preproc,
+        max_length=max_length,
+        limit=limit,
+    )
+
+
 __all__: Sequence[str] = [
     "NameReplacementCorpus",
     "TeacherSources",
     "compound_names",
     "create_name_replacement_corpus",
+    "create_name_replacement_corpus_v2",
     "lexicon_names",
 ]
