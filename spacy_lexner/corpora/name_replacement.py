@@ -21,7 +21,7 @@ names come up more often.
 
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -84,7 +84,11 @@ COMPOUND_PATTERNS: Sequence[Tuple[str, str, str, str]] = (("PER", "PER", "·", "
 
 
 def compound_names(
-    names: NameLists, reader: LACNameReader, per_pattern: int, rng: numpy.random.Generator
+    names: NameLists,
+    reader: LACNameReader,
+    per_pattern: int,
+    rng: numpy.random.Generator,
+    name_types: Optional[Collection[str]] = None,
 ) -> Dict[str, List[str]]:
     """Two-part names that LAC, reading each alone, takes for one name.
 
@@ -94,6 +98,8 @@ def compound_names(
     people. Each pattern draws per_pattern pairs of names (as draw() does)
     and keeps those LAC reads as one name of the pattern's type (北京国安 is
     kept, 美国微软 is not; 比尔·盖茨 is kept, 张伟·王芳 is not).
+    name_types: the types a corpus swaps (None: all); LAC reads only their
+    pairs. Every pattern still draws, so a seed gives the same pairs.
     """
     candidates: Dict[str, str] = {}
     for name_type, first, joiner, second in COMPOUND_PATTERNS:
@@ -101,7 +107,8 @@ def compound_names(
             continue
         for _ in range(per_pattern):
             head, tail = names.draw(first, rng), names.draw(second, rng)
-            candidates.setdefault(f"{head}{joiner}{tail}", name_type)
+            if name_types is None or name_type in name_types:
+                candidates.setdefault(f"{head}{joiner}{tail}", name_type)
     words = list(candidates)
     compounds: Dict[str, List[str]] = {}
     for word, found in zip(words, reader.types(words)):
@@ -383,7 +390,7 @@ def create_name_replacement_corpus_v2(
         if not compound_share:
             return names
         rng = numpy.random.default_rng([seed, COMPOUND_DRAWS_SEED])
-        compounds = compound_names(names, sources.reader, COMPOUND_CANDIDATES, rng)
+        compounds = compound_names(names, sources.reader, COMPOUND_CANDIDATES, rng, set(labels.values()))
         logger.info(
             "Name replacement: %s two-part names LAC reads as one, of %d drawn per pattern",
             ", ".join(f"{name_type} {len(words)}" for name_type, words in compounds.items()),
@@ -414,23 +421,8 @@ def create_name_replacement_corpus(
 ) -> Callable[[Language], Iterable[Example]]:
     """spacy-lexner.NameReplacementCorpus.v2 without compound_share (single
     lexicon words only); the settings are v2's."""
-    return create_name_replacement_corpus_v2(
-        path,
-        labels=labels,
-        copies=copies,
-        lexicon_types=lexicon_types,
-        lexicon_path=lexicon_path,
-        teacher=teacher,
-        lac_path=lac_path,
-        frequency_power=frequency_power,
-        min_length=min_length,
-        teacher_labels=teacher_labels,
-        compound_share=0.0,
-        seed=seed,
-        gold_preproc=gold_preproc,
-        max_length=max_length,
-        limit=limit,
-    )
+    settings = dict(locals())  # v1's settings, all passed on to v2
+    return create_name_replacement_corpus_v2(**settings, compound_share=0.0)
 
 
 __all__: Sequence[str] = [
